@@ -1,0 +1,326 @@
+//! The command line (SPEC §3): flag definitions in one place, errors as one line, meaningful exit codes:
+//! 0 ok, 1 runtime error, 2 usage or configuration error.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, Format};
+use crate::{clock, scheduler, serve, store, App};
+
+#[derive(Parser, Debug)]
+#[command(name = "iocfeed", version, about = "ThreatFox IOCs to versioned blocklists (txt, RPZ, CSV) over HTTP")]
+pub struct Cli {
+    /// Configuration file (default: the embedded configuration built from feeds/).
+    #[arg(long, global = true, env = "IOCFEED_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Data directory: the SQLite database lives here (default ./iocfeed-data).
+    #[arg(long, global = true, env = "IOCFEED_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve the lists over HTTP and pull every source on its schedule.
+    Serve {
+        /// Address to listen on (default from config: 127.0.0.1:8080).
+        #[arg(long, env = "IOCFEED_LISTEN", value_name = "ADDR")]
+        listen: Option<String>,
+        /// Serve only; do not pull.
+        #[arg(long)]
+        no_schedule: bool,
+    },
+    /// Pull sources now (all of them when none is named).
+    Pull {
+        sources: Vec<String>,
+        /// Import a downloaded export file as the named source instead of fetching it.
+        #[arg(long, value_name = "PATH")]
+        file: Option<PathBuf>,
+    },
+    /// Show every list: current version, entries, last update.
+    Lists,
+    /// Show every source: last pull, result, counts, rejects by reason.
+    Sources,
+    /// Write a list (current or a retained version) in one format.
+    Export {
+        list: String,
+        #[arg(long, value_name = "FMT")]
+        format: String,
+        #[arg(long, value_name = "N")]
+        version: Option<i64>,
+        #[arg(short = 'o', long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Validate or print the configuration.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigAction {
+    /// Validate the configuration and exit 0, or print the error and exit 2.
+    Check,
+    /// Print the effective configuration with every default filled in.
+    Show,
+}
+
+/// An error at the edge, with the exit code it means.
+struct Failure {
+    code: i32,
+    message: String,
+}
+
+fn usage(message: impl ToString) -> Failure {
+    Failure {
+        code: 2,
+        message: message.to_string(),
+    }
+}
+
+fn runtime(message: impl ToString) -> Failure {
+    Failure {
+        code: 1,
+        message: message.to_string(),
+    }
+}
+
+/// Parses the command line, runs the command, returns the exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    init_logging();
+    match run(cli) {
+        Ok(()) => 0,
+        Err(f) => {
+            eprintln!("iocfeed: error: {}", f.message);
+            f.code
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("IOCFEED_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .try_init();
+}
+
+/// Loads the configuration and applies environment and command-line overrides.
+fn load(cli: &Cli, listen: Option<String>) -> Result<App, Failure> {
+    let mut config = Config::load(cli.config.as_deref()).map_err(usage)?.config;
+    let threatfox = std::env::var("IOCFEED_THREATFOX_URL").ok().filter(|s| !s.is_empty());
+    config.apply_overrides(listen, cli.data_dir.clone(), threatfox);
+    if config.server.listen.parse::<SocketAddr>().is_err() {
+        return Err(usage(format!("--listen: not an address:port: {:?}", config.server.listen)));
+    }
+    let clock = clock::from_env().map_err(usage)?;
+    Ok(App::new(config, clock))
+}
+
+fn run(cli: Cli) -> Result<(), Failure> {
+    match &cli.command {
+        Command::Config { action } => {
+            let loaded = Config::load(cli.config.as_deref()).map_err(usage)?;
+            match action {
+                ConfigAction::Check => {
+                    println!(
+                        "{}: ok ({} sources, {} lists)",
+                        loaded.origin,
+                        loaded.config.sources.len(),
+                        loaded.config.lists.len()
+                    );
+                }
+                ConfigAction::Show => {
+                    let app = load(&cli, None)?;
+                    print!("{}", app.config.to_toml());
+                }
+            }
+            Ok(())
+        }
+        Command::Serve {
+            listen,
+            no_schedule,
+        } => serve_cmd(load(&cli, listen.clone())?, *no_schedule),
+        Command::Pull { sources, file } => {
+            let app = load(&cli, None)?;
+            let names: Vec<String> = if sources.is_empty() {
+                if file.is_some() {
+                    return Err(usage("--file needs the SOURCE it stands for, e.g. `iocfeed pull threatfox-full --file full.zip`"));
+                }
+                app.config.sources.iter().map(|s| s.name.clone()).collect()
+            } else {
+                sources.clone()
+            };
+            if file.is_some() && names.len() != 1 {
+                return Err(usage("--file imports into exactly one SOURCE"));
+            }
+            for n in &names {
+                if app.config.source(n).is_none() {
+                    return Err(usage(format!("no source named {n:?} in {}", config_origin(&cli))));
+                }
+            }
+            let mut failed = None;
+            for n in &names {
+                match app.pull_source(n, file.as_deref()) {
+                    Ok(s) => crate::log_summary(&s),
+                    Err(e) => {
+                        tracing::warn!("{e}");
+                        failed = Some(e.to_string());
+                    }
+                }
+            }
+            match failed {
+                Some(e) => Err(runtime(e)),
+                None => Ok(()),
+            }
+        }
+        Command::Lists => {
+            let app = load(&cli, None)?;
+            let store = app.store().map_err(runtime)?;
+            let mut out = String::new();
+            out.push_str(&format!("{:<32} {:>8} {:>8}  {}\n", "LIST", "VERSION", "ENTRIES", "UPDATED"));
+            for l in &app.config.lists {
+                let v = store::latest_version(&store.conn, &l.name).map_err(runtime)?;
+                match v {
+                    Some(v) => out.push_str(&format!(
+                        "{:<32} {:>8} {:>8}  {}\n",
+                        l.name,
+                        v.version,
+                        v.entries,
+                        clock::iso(v.published_at)
+                    )),
+                    None => out.push_str(&format!("{:<32} {:>8} {:>8}  {}\n", l.name, "-", "-", "never")),
+                }
+            }
+            print!("{out}");
+            Ok(())
+        }
+        Command::Sources => {
+            let app = load(&cli, None)?;
+            let store = app.store().map_err(runtime)?;
+            println!("{:<24} {:<21} {:<13} {:>8} {:>8} {:>8}  REJECTS / ERROR", "SOURCE", "LAST PULL", "RESULT", "ROWS", "ACCEPTED", "REJECTED");
+            for s in &app.config.sources {
+                let st = store::source_state(&store.conn, &s.name).map_err(runtime)?;
+                let detail = match &st.last_error {
+                    Some(e) if st.last_result.as_deref() == Some("error") => e.clone(),
+                    _ => st.rejects.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" "),
+                };
+                println!(
+                    "{:<24} {:<21} {:<13} {:>8} {:>8} {:>8}  {}",
+                    s.name,
+                    st.last_attempt.map(clock::iso).unwrap_or_else(|| "never".into()),
+                    st.last_result.as_deref().unwrap_or("-"),
+                    st.rows,
+                    st.accepted,
+                    st.rejected,
+                    detail
+                );
+            }
+            Ok(())
+        }
+        Command::Export {
+            list,
+            format,
+            version,
+            output,
+        } => {
+            let app = load(&cli, None)?;
+            let fmt = Format::parse(format)
+                .ok_or_else(|| usage(format!("--format {format:?}: use txt, rpz or csv")))?;
+            let l = app
+                .config
+                .list(list)
+                .ok_or_else(|| usage(format!("no list named {list:?} in {}", config_origin(&cli))))?;
+            if !l.formats.contains(&fmt) {
+                return Err(usage(format!("list {list:?} is not published as {format}")));
+            }
+            let store = app.store().map_err(runtime)?;
+            let v = match version {
+                Some(n) => store::version(&store.conn, list, *n),
+                None => store::latest_version(&store.conn, list),
+            }
+            .map_err(runtime)?
+            .ok_or_else(|| runtime(format!("list {list:?} has no such version")))?;
+            let a = store::artifact(&store.conn, list, v.version, fmt.as_str())
+                .map_err(runtime)?
+                .ok_or_else(|| runtime(format!("list {list:?} v{} has no {format}", v.version)))?;
+            match output {
+                Some(p) => std::fs::write(p, &a.body).map_err(|e| runtime(format!("{}: {e}", p.display())))?,
+                None => std::io::stdout().write_all(&a.body).map_err(runtime)?,
+            }
+            Ok(())
+        }
+    }
+}
+
+fn config_origin(cli: &Cli) -> String {
+    cli.config
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "the embedded configuration".into())
+}
+
+fn serve_cmd(app: App, no_schedule: bool) -> Result<(), Failure> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(runtime)?;
+    rt.block_on(async move {
+        // Create the data directory and schema before the first request or pull.
+        app.store().map_err(runtime)?;
+        let listener = tokio::net::TcpListener::bind(&app.config.server.listen)
+            .await
+            .map_err(|e| runtime(format!("cannot listen on {}: {e}", app.config.server.listen)))?;
+        let addr = listener.local_addr().map_err(runtime)?;
+        tracing::info!(data_dir = %app.data_dir.display(), "listening on http://{addr}");
+        let app = Arc::new(app);
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let sched = if no_schedule {
+            None
+        } else {
+            Some(tokio::spawn(scheduler::run(app.clone(), stop_rx.clone())))
+        };
+        let shutdown = async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down");
+            let _ = stop_tx.send(true);
+        };
+        serve::run(listener, app, shutdown).await.map_err(runtime)?;
+        if let Some(s) = sched {
+            let _ = s.await;
+        }
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("install SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

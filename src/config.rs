@@ -1,0 +1,607 @@
+//! Configuration (SPEC §4): TOML, unknown keys rejected, every default written down here.
+//!
+//! Precedence is command line > environment > file > embedded default. The embedded default is built from
+//! `feeds/*.toml` by `build.rs`, so `iocfeed serve` with no file does the main job.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::normalise::IocType;
+
+/// The embedded default configuration (the files of `feeds/` joined in name order).
+pub const DEFAULT_CONFIG: &str = include_str!(concat!(env!("OUT_DIR"), "/default-config.toml"));
+
+/// A configuration problem, always naming the file (and line where known) and the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        file: String,
+        source: std::io::Error,
+    },
+    #[error("{file}:{line}: {message}")]
+    Parse {
+        file: String,
+        line: usize,
+        message: String,
+    },
+    #[error("{file}:{line}: {key}: {message}")]
+    Invalid {
+        file: String,
+        line: usize,
+        key: String,
+        message: String,
+    },
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub threatfox: ThreatfoxConfig,
+    #[serde(default)]
+    pub scoring: ScoringConfig,
+    #[serde(default, rename = "source")]
+    pub sources: Vec<SourceConfig>,
+    #[serde(default, rename = "family")]
+    pub families: Vec<FamilyConfig>,
+    #[serde(default, rename = "list")]
+    pub lists: Vec<ListConfig>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// Upper bound on simultaneous HTTP connections being served.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Seconds a request may take before the server answers 408.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: default_listen(),
+            data_dir: default_data_dir(),
+            max_connections: default_max_connections(),
+            request_timeout_secs: default_request_timeout(),
+        }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_data_dir() -> PathBuf {
+    "./iocfeed-data".into()
+}
+fn default_max_connections() -> usize {
+    512
+}
+fn default_request_timeout() -> u64 {
+    30
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThreatfoxConfig {
+    /// Base URL of the export files (`{base_url}/export/json/recent/`).
+    #[serde(default = "default_threatfox_base")]
+    pub base_url: String,
+}
+
+impl Default for ThreatfoxConfig {
+    fn default() -> Self {
+        ThreatfoxConfig {
+            base_url: default_threatfox_base(),
+        }
+    }
+}
+
+fn default_threatfox_base() -> String {
+    "https://threatfox.abuse.ch".into()
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScoringConfig {
+    #[serde(default = "default_max_age")]
+    pub max_age_days: u32,
+    #[serde(default = "default_half_life")]
+    pub half_life_days: f64,
+    #[serde(default = "default_compromised_factor")]
+    pub compromised_factor: f64,
+}
+
+impl Default for ScoringConfig {
+    fn default() -> Self {
+        ScoringConfig {
+            max_age_days: default_max_age(),
+            half_life_days: default_half_life(),
+            compromised_factor: default_compromised_factor(),
+        }
+    }
+}
+
+fn default_max_age() -> u32 {
+    90
+}
+fn default_half_life() -> f64 {
+    30.0
+}
+fn default_compromised_factor() -> f64 {
+    0.5
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum SourceKind {
+    ThreatfoxExport,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    #[default]
+    Incremental,
+    Full,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    pub name: String,
+    pub kind: SourceKind,
+    /// Full URL (`https://…`, `http://…` or `file:///…`). For ThreatFox sources, `path` may be given instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Path joined to `[threatfox] base_url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Crontab schedule: 5 fields (minute first) or 6/7 fields (seconds first).
+    pub schedule: String,
+    #[serde(default)]
+    pub mode: Mode,
+    /// Largest body accepted, in bytes, after decompression of the transfer.
+    #[serde(default = "default_max_bytes")]
+    pub max_bytes: u64,
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_secs: u64,
+    /// Longest silence while reading the body.
+    #[serde(default = "default_read_timeout")]
+    pub read_timeout_secs: u64,
+}
+
+fn default_max_bytes() -> u64 {
+    256 * 1024 * 1024
+}
+fn default_connect_timeout() -> u64 {
+    10
+}
+fn default_read_timeout() -> u64 {
+    60
+}
+
+impl SourceConfig {
+    /// The URL this source fetches, with the ThreatFox base applied.
+    pub fn effective_url(&self, tf: &ThreatfoxConfig) -> String {
+        match (&self.url, &self.path) {
+            (Some(u), _) => u.clone(),
+            (None, Some(p)) => format!(
+                "{}/{}",
+                tf.base_url.trim_end_matches('/'),
+                p.trim_start_matches('/')
+            ),
+            (None, None) => String::new(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FamilyConfig {
+    /// Matched, in any case, against ThreatFox `malware_printable`, the malware slug, and the alias field.
+    pub name: String,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// Names (exact, or `*.name` for a name and all below it) never listed for this family.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+}
+
+impl FamilyConfig {
+    /// Every lowercase spelling that identifies this family in a report.
+    pub fn spellings(&self) -> Vec<String> {
+        std::iter::once(&self.name)
+            .chain(&self.aliases)
+            .map(|s| s.to_lowercase())
+            .collect()
+    }
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Txt,
+    Rpz,
+    Csv,
+}
+
+impl Format {
+    pub const ALL: [Format; 3] = [Format::Txt, Format::Rpz, Format::Csv];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Txt => "txt",
+            Format::Rpz => "rpz",
+            Format::Csv => "csv",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Format> {
+        Format::ALL.into_iter().find(|f| f.as_str() == s)
+    }
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Txt => "text/plain; charset=utf-8",
+            Format::Rpz => "text/dns; charset=utf-8",
+            Format::Csv => "text/csv; charset=utf-8",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RpzAction {
+    #[default]
+    Nxdomain,
+    Nodata,
+    Drop,
+    Passthru,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RpzConfig {
+    /// Zone name; default `{list}.rpz.iocfeed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
+    #[serde(default)]
+    pub action: RpzAction,
+    /// Also block every name below a listed domain (never for compromised sites).
+    #[serde(default = "yes")]
+    pub wildcard: bool,
+    #[serde(default = "default_rpz_ttl")]
+    pub ttl: u32,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_rpz_ttl() -> u32 {
+    300
+}
+
+impl Default for RpzConfig {
+    fn default() -> Self {
+        RpzConfig {
+            zone: None,
+            action: RpzAction::default(),
+            wildcard: true,
+            ttl: default_rpz_ttl(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListConfig {
+    pub name: String,
+    /// Family names (from `[[family]]` or matched directly); empty = all families.
+    #[serde(default)]
+    pub families: Vec<String>,
+    pub types: Vec<String>,
+    /// Empty = every threat type.
+    #[serde(default)]
+    pub threat_types: Vec<String>,
+    #[serde(default)]
+    pub min_confidence: u8,
+    #[serde(default)]
+    pub min_score: u8,
+    /// 0 = no cap; otherwise keep the highest-scoring entries.
+    #[serde(default)]
+    pub max_entries: usize,
+    pub formats: Vec<Format>,
+    #[serde(default)]
+    pub rpz: RpzConfig,
+    #[serde(default = "default_retain")]
+    pub retain_versions: u32,
+}
+
+fn default_retain() -> u32 {
+    200
+}
+
+impl ListConfig {
+    pub fn ioc_types(&self) -> Vec<IocType> {
+        self.types
+            .iter()
+            .filter_map(|t| IocType::parse(t))
+            .collect()
+    }
+    pub fn rpz_zone(&self) -> String {
+        self.rpz
+            .zone
+            .clone()
+            .unwrap_or_else(|| format!("{}.rpz.iocfeed", self.name))
+    }
+}
+
+/// Where a configuration came from: a file, or the embedded default.
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    pub config: Config,
+    pub origin: String,
+}
+
+impl Config {
+    /// Reads `path`, or the embedded default when `None`.
+    pub fn load(path: Option<&Path>) -> Result<Loaded, ConfigError> {
+        let (origin, text) = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|e| ConfigError::Read {
+                    file: p.display().to_string(),
+                    source: e,
+                })?;
+                (p.display().to_string(), text)
+            }
+            None => ("<embedded default>".to_string(), DEFAULT_CONFIG.to_string()),
+        };
+        let config = Config::parse(&origin, &text)?;
+        Ok(Loaded { config, origin })
+    }
+
+    /// Parses and validates configuration text; `origin` names it in errors.
+    pub fn parse(origin: &str, text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            file: origin.to_string(),
+            line: e
+                .span()
+                .map(|s| line_of(text, s.start))
+                .unwrap_or_default(),
+            message: e.message().trim().replace('\n', " "),
+        })?;
+        config.validate(origin, text)?;
+        Ok(config)
+    }
+
+    fn validate(&self, origin: &str, text: &str) -> Result<(), ConfigError> {
+        let err = |line: usize, key: String, message: String| ConfigError::Invalid {
+            file: origin.to_string(),
+            line,
+            key,
+            message,
+        };
+        if self.server.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(err(
+                line_of_key(text, "listen"),
+                "server.listen".into(),
+                format!("not an address:port: {:?}", self.server.listen),
+            ));
+        }
+        if url::Url::parse(&self.threatfox.base_url).is_err() {
+            return Err(err(
+                line_of_key(text, "base_url"),
+                "threatfox.base_url".into(),
+                format!("not a URL: {:?}", self.threatfox.base_url),
+            ));
+        }
+        let mut names = HashSet::new();
+        for (i, s) in self.sources.iter().enumerate() {
+            let line = line_of_name(text, &s.name);
+            let key = |k: &str| format!("source[{i}].{k}");
+            if !valid_name(&s.name) {
+                return Err(err(line, key("name"), format!("{:?}: use letters, digits, '-' and '_'", s.name)));
+            }
+            if !names.insert(s.name.as_str()) {
+                return Err(err(line, key("name"), format!("duplicate source {:?}", s.name)));
+            }
+            if let Err(e) = crate::scheduler::parse_schedule(&s.schedule) {
+                return Err(err(line, key("schedule"), e));
+            }
+            match (&s.url, &s.path) {
+                (None, None) => return Err(err(line, key("url"), "either url or path is required".into())),
+                (Some(_), Some(_)) => return Err(err(line, key("url"), "give url or path, not both".into())),
+                _ => {}
+            }
+            let u = s.effective_url(&self.threatfox);
+            match url::Url::parse(&u) {
+                Ok(p) if matches!(p.scheme(), "http" | "https" | "file") => {}
+                _ => return Err(err(line, key("url"), format!("not an http(s) or file URL: {u:?}"))),
+            }
+        }
+        let mut families = HashSet::new();
+        for (i, f) in self.families.iter().enumerate() {
+            if !families.insert(f.name.to_lowercase()) {
+                return Err(err(
+                    line_of_name(text, &f.name),
+                    format!("family[{i}].name"),
+                    format!("duplicate family {:?}", f.name),
+                ));
+            }
+        }
+        let mut lists = HashSet::new();
+        for (i, l) in self.lists.iter().enumerate() {
+            let line = line_of_name(text, &l.name);
+            let key = |k: &str| format!("list[{i}].{k}");
+            if !valid_name(&l.name) {
+                return Err(err(line, key("name"), format!("{:?}: use letters, digits, '-' and '_'", l.name)));
+            }
+            if !lists.insert(l.name.as_str()) {
+                return Err(err(line, key("name"), format!("duplicate list {:?}", l.name)));
+            }
+            if l.types.is_empty() {
+                return Err(err(line, key("types"), "at least one type is required".into()));
+            }
+            for t in &l.types {
+                if IocType::parse(t).is_none() {
+                    return Err(err(
+                        line,
+                        key("types"),
+                        format!("unknown type {t:?} (domain, ip, url, md5, sha1, sha256)"),
+                    ));
+                }
+            }
+            if l.formats.is_empty() {
+                return Err(err(line, key("formats"), "at least one format is required".into()));
+            }
+            if l.min_confidence > 100 || l.min_score > 100 {
+                return Err(err(line, key("min_confidence"), "must be 0 to 100".into()));
+            }
+            if l.retain_versions == 0 {
+                return Err(err(line, key("retain_versions"), "must be at least 1".into()));
+            }
+            if l.formats.contains(&Format::Rpz) {
+                let types = l.ioc_types();
+                if types.iter().any(|t| !matches!(t, IocType::Domain | IocType::Ip)) {
+                    return Err(err(
+                        line,
+                        key("formats"),
+                        "rpz needs a list of domains and/or ips".into(),
+                    ));
+                }
+                let zone = l.rpz_zone();
+                let label_ok = |x: &str| {
+                    !x.is_empty()
+                        && x.len() < 64
+                        && x.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+                };
+                if !zone.split('.').all(label_ok) {
+                    return Err(err(line, key("rpz.zone"), format!("not a valid lowercase zone name: {zone:?}")));
+                }
+                if zone.len() > 200 {
+                    return Err(err(line, key("rpz.zone"), "zone name too long (at most 200 octets)".into()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies the environment and command-line overrides (the caller resolves their precedence).
+    pub fn apply_overrides(
+        &mut self,
+        listen: Option<String>,
+        data_dir: Option<PathBuf>,
+        threatfox_url: Option<String>,
+    ) {
+        if let Some(l) = listen {
+            self.server.listen = l;
+        }
+        if let Some(d) = data_dir {
+            self.server.data_dir = d;
+        }
+        if let Some(u) = threatfox_url {
+            self.threatfox.base_url = u;
+        }
+    }
+
+    pub fn source(&self, name: &str) -> Option<&SourceConfig> {
+        self.sources.iter().find(|s| s.name == name)
+    }
+
+    pub fn list(&self, name: &str) -> Option<&ListConfig> {
+        self.lists.iter().find(|l| l.name == name)
+    }
+
+    pub fn family(&self, name: &str) -> Option<&FamilyConfig> {
+        self.families
+            .iter()
+            .find(|f| f.name.eq_ignore_ascii_case(name))
+    }
+
+    /// The effective configuration as TOML, defaults filled in (`iocfeed config show`).
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// The line of `name = "value"`, to point a validation error at the table it belongs to.
+fn line_of_name(text: &str, value: &str) -> usize {
+    text.lines()
+        .position(|l| {
+            let l = l.trim_start();
+            l.starts_with("name") && l.contains(&format!("\"{value}\""))
+        })
+        .map(|i| i + 1)
+        .unwrap_or(0)
+}
+
+fn line_of_key(text: &str, key: &str) -> usize {
+    text.lines()
+        .position(|l| l.trim_start().starts_with(key))
+        .map(|i| i + 1)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_parses_and_has_the_main_job() {
+        let c = Config::parse("default", DEFAULT_CONFIG).unwrap();
+        assert_eq!(c.server.listen, "127.0.0.1:8080");
+        let names: Vec<_> = c.lists.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["remus-domains", "remus-ips", "remus-urls", "threatfox-botnet-cc-domains"]
+        );
+        let full = c.source("threatfox-full").unwrap();
+        assert_eq!(full.mode, Mode::Full);
+        assert_eq!(
+            c.source("threatfox-recent").unwrap().effective_url(&c.threatfox),
+            "https://threatfox.abuse.ch/export/json/recent/"
+        );
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let e = Config::parse("x.toml", "[server]\nlisten = \"127.0.0.1:1\"\nlisten_port = 3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("x.toml:3:"), "{e}");
+        assert!(e.contains("listen_port"), "{e}");
+        assert!(!e.contains('\n'), "{e}");
+    }
+
+    #[test]
+    fn invalid_values_name_the_key() {
+        let text = "[[list]]\nname = \"a\"\ntypes = [\"dom\"]\nformats = [\"txt\"]\n";
+        let e = Config::parse("c.toml", text).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "c.toml:2: list[0].types: unknown type \"dom\" (domain, ip, url, md5, sha1, sha256)"
+        );
+        let text = "[[source]]\nname = \"s\"\nkind = \"threatfox-export\"\nurl = \"http://x/\"\nschedule = \"nope\"\n";
+        let e = Config::parse("c.toml", text).unwrap_err().to_string();
+        assert!(e.starts_with("c.toml:2: source[0].schedule:"), "{e}");
+    }
+}

@@ -1,0 +1,121 @@
+//! iocfeed: pulls threat-intelligence exports (abuse.ch ThreatFox first), keeps every indicator in SQLite
+//! with first-seen / last-seen / confidence, and serves versioned blocklists over HTTP.
+//!
+//! Data flows one way through these modules:
+//!
+//! - [`sources`]: fetch a source's bytes ([`sources::fetch`]) and read its reports ([`sources::threatfox`]).
+//! - [`normalise`]: make each value canonical, or reject it with a reason.
+//! - [`store`]: SQLite — indicators, reports, rejects, source state, list versions and their artifacts.
+//! - [`score`]: the 0–100 score of an indicator and the terms behind it.
+//! - [`publish`]: select each list's entries, mint a version when the set changes, render the formats.
+//! - [`serve`]: the HTTP server (`serve::run(listener, app, shutdown)`).
+//!
+//! Around them: [`config`] (TOML, embedded default from `feeds/`), [`scheduler`] (cron per source),
+//! [`pull`] (one pull, one transaction), [`clock`] (the one settable clock) and [`cli`] (the command line).
+
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod normalise;
+pub mod publish;
+pub mod pull;
+pub mod scheduler;
+pub mod score;
+pub mod serve;
+pub mod sources;
+pub mod store;
+
+use std::path::{Path, PathBuf};
+
+use clock::SharedClock;
+use config::Config;
+
+/// The running configuration, the clock and where the data lives: what every command works on.
+pub struct App {
+    pub config: Config,
+    pub clock: SharedClock,
+    pub data_dir: PathBuf,
+}
+
+impl App {
+    pub fn new(config: Config, clock: SharedClock) -> App {
+        let data_dir = config.server.data_dir.clone();
+        App {
+            config,
+            clock,
+            data_dir,
+        }
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now().timestamp()
+    }
+
+    pub fn store(&self) -> Result<store::Store, store::StoreError> {
+        store::Store::open(&self.data_dir)
+    }
+
+    /// Pulls one configured source now, from its URL or from `file`.
+    pub fn pull_source(&self, name: &str, file: Option<&Path>) -> Result<pull::Summary, pull::PullError> {
+        let source = self.config.source(name).ok_or_else(|| pull::PullError {
+            source_name: name.to_string(),
+            url: String::new(),
+            reason: "no such source in the configuration".into(),
+        })?;
+        let url = || source.effective_url(&self.config.threatfox);
+        let mut store = self.store().map_err(|e| pull::PullError {
+            source_name: name.to_string(),
+            url: url(),
+            reason: e.to_string(),
+        })?;
+        let input = match file {
+            Some(p) => pull::Input::File(p),
+            None => pull::Input::Fetch,
+        };
+        pull::run(&mut store, &self.config, source, input, self.now())
+    }
+
+    /// Pulls a source and logs the outcome in one line; true on success (a 304 included).
+    pub fn pull_source_logged(&self, name: &str) -> bool {
+        match self.pull_source(name, None) {
+            Ok(s) => {
+                log_summary(&s);
+                true
+            }
+            Err(e) => {
+                tracing::warn!("{e}");
+                false
+            }
+        }
+    }
+
+    /// True when a source has never had a successful pull in this data directory.
+    pub fn never_pulled(&self, name: &str) -> bool {
+        self.store()
+            .and_then(|s| store::source_state(&s.conn, name))
+            .map(|st| st.last_success.is_none())
+            .unwrap_or(true)
+    }
+}
+
+/// The one log line of a successful pull.
+pub fn log_summary(s: &pull::Summary) {
+    if s.not_modified {
+        tracing::info!(source = %s.source, "pull: not modified upstream");
+        return;
+    }
+    let published: Vec<String> = s
+        .lists
+        .iter()
+        .filter(|o| o.changed)
+        .map(|o| format!("{} v{} ({} entries)", o.list, o.version, o.entries))
+        .collect();
+    tracing::info!(
+        source = %s.source,
+        rows = s.rows,
+        accepted = s.accepted,
+        rejected = s.rejected,
+        published = %if published.is_empty() { "nothing new".to_string() } else { published.join(", ") },
+        "pull ok"
+    );
+}

@@ -1,0 +1,401 @@
+//! Indicator normalisation and rejection (SPEC §6).
+//!
+//! Every value that reaches the store passes through [`normalise`]. A value that cannot be made valid is
+//! rejected with a [`Reject`] reason; nothing rejected is ever rendered. Renderers call the same checks again
+//! ([`is_valid_domain`] and friends) before they write a value, so a database edited by hand cannot inject
+//! syntax either.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// The kinds of indicator iocfeed stores. ThreatFox `ip:port` becomes `Ip` with the port kept aside.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum IocType {
+    Domain,
+    Ip,
+    Url,
+    Md5,
+    Sha1,
+    Sha256,
+}
+
+impl IocType {
+    pub const ALL: [IocType; 6] = [
+        IocType::Domain,
+        IocType::Ip,
+        IocType::Url,
+        IocType::Md5,
+        IocType::Sha1,
+        IocType::Sha256,
+    ];
+
+    /// The name used in config, the database and every output format.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IocType::Domain => "domain",
+            IocType::Ip => "ip",
+            IocType::Url => "url",
+            IocType::Md5 => "md5",
+            IocType::Sha1 => "sha1",
+            IocType::Sha256 => "sha256",
+        }
+    }
+
+    /// Parses both our own names and the upstream spellings (`ip:port`, `sha256_hash`, …).
+    pub fn parse(s: &str) -> Option<IocType> {
+        Some(match s.trim().to_ascii_lowercase().as_str() {
+            "domain" | "hostname" | "fqdn" => IocType::Domain,
+            "ip" | "ip:port" | "ipv4" | "ipv6" => IocType::Ip,
+            "url" => IocType::Url,
+            "md5" | "md5_hash" => IocType::Md5,
+            "sha1" | "sha1_hash" => IocType::Sha1,
+            "sha256" | "sha256_hash" => IocType::Sha256,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for IocType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a value was rejected. The code (`as_str`) is what `iocfeed sources` and `/sources` count by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reject {
+    Empty,
+    UnknownType,
+    InvalidCharacter,
+    LabelTooLong,
+    NameTooLong,
+    EmptyLabel,
+    SingleLabel,
+    PublicSuffix,
+    IpLiteral,
+    Idna,
+    BadAddress,
+    ReservedAddress,
+    BadPort,
+    BadUrl,
+    BadHash,
+}
+
+impl Reject {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reject::Empty => "empty",
+            Reject::UnknownType => "unknown-type",
+            Reject::InvalidCharacter => "invalid-character",
+            Reject::LabelTooLong => "label-too-long",
+            Reject::NameTooLong => "name-too-long",
+            Reject::EmptyLabel => "empty-label",
+            Reject::SingleLabel => "single-label",
+            Reject::PublicSuffix => "public-suffix",
+            Reject::IpLiteral => "ip-literal",
+            Reject::Idna => "idna",
+            Reject::BadAddress => "bad-address",
+            Reject::ReservedAddress => "reserved-address",
+            Reject::BadPort => "bad-port",
+            Reject::BadUrl => "bad-url",
+            Reject::BadHash => "bad-hash",
+        }
+    }
+}
+
+impl fmt::Display for Reject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A normalised indicator: the (type, value) pair is the IOC's identity.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Indicator {
+    pub ioc_type: IocType,
+    pub value: String,
+    /// The port of a ThreatFox `ip:port` (or a URL's explicit port is part of the URL itself).
+    pub port: Option<u16>,
+}
+
+/// Normalises `raw` as an indicator of upstream type `upstream_type` (`domain`, `ip:port`, `sha256_hash`, …).
+pub fn normalise(upstream_type: &str, raw: &str) -> Result<Indicator, Reject> {
+    let ioc_type = IocType::parse(upstream_type).ok_or(Reject::UnknownType)?;
+    let (value, port) = match ioc_type {
+        IocType::Domain => (domain(raw)?, None),
+        IocType::Ip => {
+            let (ip, port) = ip_port(raw)?;
+            (ip.to_string(), port)
+        }
+        IocType::Url => (url(raw)?, None),
+        IocType::Md5 => (hash(raw, 32)?, None),
+        IocType::Sha1 => (hash(raw, 40)?, None),
+        IocType::Sha256 => (hash(raw, 64)?, None),
+    };
+    Ok(Indicator {
+        ioc_type,
+        value,
+        port,
+    })
+}
+
+/// Characters that are never part of a name as it arrives from a feed: whitespace and controls (zone-file and
+/// log injection), `*` (wildcards are iocfeed's to add), `/` and `:` (a URL or an address in the wrong field).
+fn forbidden_in_name(c: char) -> bool {
+    c.is_whitespace() || c.is_control() || matches!(c, '*' | '/' | ':' | '\\' | '"' | ';' | '@')
+}
+
+/// Normalises a domain name: trim, lowercase, one trailing dot removed, IDNA (UTS #46) to punycode, then
+/// strict label checks and the Public Suffix List (private section included).
+pub fn domain(raw: &str) -> Result<String, Reject> {
+    let s = raw.trim();
+    if s.is_empty() {
+        return Err(Reject::Empty);
+    }
+    if s.chars().any(forbidden_in_name) {
+        return Err(Reject::InvalidCharacter);
+    }
+    let s = s.strip_suffix('.').unwrap_or(s);
+    if s.parse::<IpAddr>().is_ok() {
+        return Err(Reject::IpLiteral);
+    }
+    let ascii = if s.is_ascii() {
+        s.to_ascii_lowercase()
+    } else {
+        idna::domain_to_ascii(s).map_err(|_| Reject::Idna)?
+    };
+    check_domain(&ascii)?;
+    Ok(ascii)
+}
+
+/// The checks a stored domain must pass; also used by renderers as a last line of defence.
+fn check_domain(name: &str) -> Result<(), Reject> {
+    if name.len() > 253 {
+        return Err(Reject::NameTooLong);
+    }
+    let mut labels = 0;
+    for label in name.split('.') {
+        labels += 1;
+        if label.is_empty() {
+            return Err(Reject::EmptyLabel);
+        }
+        if label.len() > 63 {
+            return Err(Reject::LabelTooLong);
+        }
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        {
+            return Err(Reject::InvalidCharacter);
+        }
+    }
+    if labels < 2 {
+        return Err(Reject::SingleLabel);
+    }
+    // An all-numeric dotted name that did not parse as an address (e.g. `1.2.3`) is not a domain either.
+    if name.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return Err(Reject::IpLiteral);
+    }
+    if let Some(suffix) = psl::suffix(name.as_bytes()) {
+        if suffix.as_bytes() == name.as_bytes() {
+            return Err(Reject::PublicSuffix);
+        }
+    }
+    Ok(())
+}
+
+/// True when `name` is exactly what [`domain`] would store.
+pub fn is_valid_domain(name: &str) -> bool {
+    check_domain(name).is_ok()
+}
+
+/// Parses `a.b.c.d`, `a.b.c.d:port`, a bare IPv6 address, or `[v6]:port`.
+pub fn ip_port(raw: &str) -> Result<(IpAddr, Option<u16>), Reject> {
+    let s = raw.trim();
+    if s.is_empty() {
+        return Err(Reject::Empty);
+    }
+    if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(Reject::InvalidCharacter);
+    }
+    let (addr, port) = if let Some(rest) = s.strip_prefix('[') {
+        let (a, after) = rest.split_once(']').ok_or(Reject::BadAddress)?;
+        let port = match after {
+            "" => None,
+            p => Some(p.strip_prefix(':').ok_or(Reject::BadAddress)?),
+        };
+        (a, port)
+    } else if s.matches(':').count() == 1 {
+        let (a, p) = s.split_once(':').expect("one colon");
+        (a, Some(p))
+    } else {
+        (s, None)
+    };
+    let ip: IpAddr = addr.parse().map_err(|_| Reject::BadAddress)?;
+    let port = match port {
+        None => None,
+        Some(p) => match p.parse::<u32>() {
+            Ok(n) if (1..=65535).contains(&n) && !p.starts_with('+') => Some(n as u16),
+            _ => return Err(Reject::BadPort),
+        },
+    };
+    // An IPv4-mapped IPv6 address is the IPv4 address: store it once, in its IPv4 form.
+    let ip = match ip {
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(IpAddr::V4)
+            .unwrap_or(IpAddr::V6(v6)),
+        v4 => v4,
+    };
+    if is_reserved(ip) {
+        return Err(Reject::ReservedAddress);
+    }
+    Ok((ip, port))
+}
+
+/// Addresses that are never an indicator on the public Internet: blocking them breaks local networks.
+pub fn is_reserved(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => reserved_v4(v4),
+        IpAddr::V6(v6) => reserved_v6(v6),
+    }
+}
+
+fn reserved_v4(ip: Ipv4Addr) -> bool {
+    let [a, b, c, _] = ip.octets();
+    a == 0                                          // "this network", unspecified
+        || a == 10                                  // RFC 1918
+        || a == 127                                 // loopback
+        || (a == 100 && (64..128).contains(&b))     // CGNAT, RFC 6598
+        || (a == 169 && b == 254)                   // link-local
+        || (a == 172 && (16..32).contains(&b))      // RFC 1918
+        || (a == 192 && b == 168)                   // RFC 1918
+        || (a == 192 && b == 0 && c == 0)           // IETF protocol assignments
+        || (a == 192 && b == 0 && c == 2)           // TEST-NET-1
+        || (a == 198 && (b == 18 || b == 19))       // benchmarking
+        || (a == 198 && b == 51 && c == 100)        // TEST-NET-2
+        || (a == 203 && b == 0 && c == 113)         // TEST-NET-3
+        || a >= 224 // multicast, reserved, broadcast
+}
+
+fn reserved_v6(ip: Ipv6Addr) -> bool {
+    let s = ip.segments();
+    ip.is_unspecified()
+        || ip.is_loopback()
+        || (s[0] & 0xfe00) == 0xfc00 // ULA
+        || (s[0] & 0xffc0) == 0xfe80 // link-local
+        || (s[0] & 0xff00) == 0xff00 // multicast
+        || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
+        || (s[0] == 0x3fff && s[1] < 0x1000) // documentation, RFC 9637
+        || s[..6] == [0, 0, 0, 0, 0, 0] // IPv4-compatible (deprecated)
+}
+
+/// Normalises a URL: scheme and host lowercased, default port dropped, host validated as a domain or address.
+pub fn url(raw: &str) -> Result<String, Reject> {
+    let s = raw.trim();
+    if s.is_empty() {
+        return Err(Reject::Empty);
+    }
+    // The URL parser silently removes tabs and newlines; a value carrying them is hostile, not sloppy.
+    if s.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(Reject::InvalidCharacter);
+    }
+    let u = url::Url::parse(s).map_err(|_| Reject::BadUrl)?;
+    if !matches!(u.scheme(), "http" | "https" | "ftp" | "ws" | "wss" | "tcp" | "udp") {
+        return Err(Reject::BadUrl);
+    }
+    match u.host() {
+        Some(url::Host::Domain(d)) => {
+            check_domain(d.strip_suffix('.').unwrap_or(d))?;
+        }
+        Some(url::Host::Ipv4(v4)) => {
+            if reserved_v4(v4) {
+                return Err(Reject::ReservedAddress);
+            }
+        }
+        Some(url::Host::Ipv6(v6)) => {
+            if reserved_v6(v6) {
+                return Err(Reject::ReservedAddress);
+            }
+        }
+        None => return Err(Reject::BadUrl),
+    }
+    let out = u.to_string();
+    if !is_valid_url(&out) {
+        return Err(Reject::InvalidCharacter);
+    }
+    Ok(out)
+}
+
+/// A stored URL is printable ASCII without spaces or quotes (the parser percent-encodes the rest).
+pub fn is_valid_url(u: &str) -> bool {
+    !u.is_empty() && u.bytes().all(|b| (0x21..0x7f).contains(&b) && b != b'"')
+}
+
+fn hash(raw: &str, len: usize) -> Result<String, Reject> {
+    let s = raw.trim().to_ascii_lowercase();
+    if s.is_empty() {
+        return Err(Reject::Empty);
+    }
+    if s.len() != len || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Reject::BadHash);
+    }
+    Ok(s)
+}
+
+/// True when `value` is exactly what [`normalise`] stores for `t`; renderers refuse anything else.
+pub fn is_valid(t: IocType, value: &str) -> bool {
+    match t {
+        IocType::Domain => is_valid_domain(value),
+        IocType::Ip => value
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip.to_string() == value && !is_reserved(ip)),
+        IocType::Url => is_valid_url(value),
+        IocType::Md5 => hash(value, 32).is_ok_and(|h| h == value),
+        IocType::Sha1 => hash(value, 40).is_ok_and(|h| h == value),
+        IocType::Sha256 => hash(value, 64).is_ok_and(|h| h == value),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn domain_basics() {
+        assert_eq!(domain(" Example.COM. ").unwrap(), "example.com");
+        assert_eq!(domain("a..b.com"), Err(Reject::EmptyLabel));
+        assert_eq!(domain("1.2.3"), Err(Reject::IpLiteral));
+        assert_eq!(domain("[2001:db8::1]"), Err(Reject::InvalidCharacter));
+        assert_eq!(domain("x.com.."), Err(Reject::EmptyLabel));
+    }
+
+    #[test]
+    fn ip_forms() {
+        assert_eq!(
+            ip_port("::ffff:45.192.105.203").unwrap().0.to_string(),
+            "45.192.105.203"
+        );
+        assert_eq!(ip_port("1.2.3.4:0"), Err(Reject::BadPort));
+        assert_eq!(ip_port("1.2.3.4:+80"), Err(Reject::BadPort));
+        assert_eq!(ip_port("[2a01:4f8::1]x"), Err(Reject::BadAddress));
+        assert_eq!(ip_port("255.255.255.255"), Err(Reject::ReservedAddress));
+        assert_eq!(ip_port("fe80::1"), Err(Reject::ReservedAddress));
+        assert_eq!(ip_port("8.8.8.8").unwrap(), ("8.8.8.8".parse().unwrap(), None));
+    }
+
+    #[test]
+    fn validity_matches_normalisation() {
+        for (t, v) in [
+            ("domain", "x.example.org"),
+            ("ip:port", "[2a01:4f8:c17:1::1]:443"),
+            ("url", "https://Evil.example.com:443/a\"b"),
+            ("md5_hash", "D41D8CD98F00B204E9800998ECF8427E"),
+        ] {
+            let i = normalise(t, v).unwrap();
+            assert!(is_valid(i.ioc_type, &i.value), "{t} {v} -> {}", i.value);
+        }
+        assert!(!is_valid(IocType::Domain, "Example.com"));
+        assert!(!is_valid(IocType::Ip, "010.1.1.1"));
+    }
+}

@@ -1,0 +1,144 @@
+//! When to pull: one crontab schedule per source, one pull at a time per source, backoff after failure.
+//!
+//! The decisions are pure functions of the clock ([`next_after`], [`backoff`]) so tests can check them with
+//! a set clock; [`run`] only sleeps between them.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::watch;
+
+use crate::config::SourceConfig;
+use crate::App;
+
+/// Parses a standard 5-field crontab line (or a 6/7-field one with seconds first).
+pub fn parse_schedule(s: &str) -> Result<cron::Schedule, String> {
+    let fields = s.split_whitespace().count();
+    let expr = match fields {
+        5 => format!("0 {s}"),
+        6 | 7 => s.to_string(),
+        n => return Err(format!("{s:?}: expected 5 fields (minute hour day month weekday), got {n}")),
+    };
+    cron::Schedule::from_str(&expr).map_err(|e| format!("{s:?}: {e}"))
+}
+
+/// The first scheduled time strictly after `t`.
+pub fn next_after(schedule: &cron::Schedule, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    schedule.after(&t).next()
+}
+
+/// How long to wait before retrying after `failures` consecutive failed pulls: 30 s doubling to at most
+/// 30 minutes. A retry never waits past the next scheduled run (the caller takes the earlier of the two).
+pub fn backoff(failures: u32) -> chrono::Duration {
+    let secs = 30u64.saturating_mul(1u64 << failures.saturating_sub(1).min(6));
+    chrono::Duration::seconds(secs.min(1800) as i64)
+}
+
+/// When a source runs next: after a failure, the earlier of its backoff and its schedule.
+pub fn next_run(
+    schedule: &cron::Schedule,
+    now: DateTime<Utc>,
+    failures: u32,
+) -> DateTime<Utc> {
+    let scheduled = next_after(schedule, now).unwrap_or(now + chrono::Duration::days(1));
+    if failures == 0 {
+        scheduled
+    } else {
+        scheduled.min(now + backoff(failures))
+    }
+}
+
+/// Runs every source's schedule until `shutdown` flips. A source that has never pulled successfully is
+/// pulled at once, so a fresh install has lists within a minute instead of at the next cron slot.
+pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
+    let mut tasks = Vec::new();
+    for source in app.config.sources.clone() {
+        let app = app.clone();
+        let shutdown = shutdown.clone();
+        tasks.push(tokio::spawn(source_loop(app, source, shutdown)));
+    }
+    let _ = shutdown.changed().await;
+    for t in tasks {
+        t.abort();
+    }
+}
+
+async fn source_loop(app: Arc<App>, source: SourceConfig, mut shutdown: watch::Receiver<bool>) {
+    let schedule = match parse_schedule(&source.schedule) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(source = %source.name, "bad schedule: {e}");
+            return;
+        }
+    };
+    let mut failures: u32 = 0;
+    let never_pulled = {
+        let app = app.clone();
+        let name = source.name.clone();
+        tokio::task::spawn_blocking(move || app.never_pulled(&name))
+            .await
+            .unwrap_or(true)
+    };
+    let mut due = if never_pulled {
+        app.clock.now()
+    } else {
+        next_run(&schedule, app.clock.now(), 0)
+    };
+    loop {
+        let wait = (due - app.clock.now()).to_std().unwrap_or(Duration::ZERO);
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.changed() => return,
+        }
+        let app2 = app.clone();
+        let name = source.name.clone();
+        let ok = tokio::task::spawn_blocking(move || app2.pull_source_logged(&name))
+            .await
+            .unwrap_or(false);
+        failures = if ok { 0 } else { failures.saturating_add(1) };
+        due = next_run(&schedule, app.clock.now(), failures);
+        if failures > 0 {
+            tracing::info!(source = %source.name, retry_at = %due.format("%Y-%m-%dT%H:%M:%SZ"), failures, "pull will be retried");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn five_field_cron_is_minute_first() {
+        let s = parse_schedule("*/15 * * * *").unwrap();
+        let t = Utc.with_ymd_and_hms(2026, 7, 14, 8, 24, 22).unwrap();
+        assert_eq!(
+            next_after(&s, t).unwrap(),
+            Utc.with_ymd_and_hms(2026, 7, 14, 8, 30, 0).unwrap()
+        );
+        assert!(parse_schedule("* * *").is_err());
+        assert!(parse_schedule("61 * * * *").is_err());
+    }
+
+    #[test]
+    fn backoff_doubles_and_never_passes_the_schedule() {
+        assert_eq!(backoff(1).num_seconds(), 30);
+        assert_eq!(backoff(2).num_seconds(), 60);
+        assert_eq!(backoff(3).num_seconds(), 120);
+        assert_eq!(backoff(20).num_seconds(), 1800);
+        let s = parse_schedule("*/15 * * * *").unwrap();
+        let t = Utc.with_ymd_and_hms(2026, 7, 14, 8, 0, 10).unwrap();
+        assert_eq!(next_run(&s, t, 1), t + chrono::Duration::seconds(30));
+        // 16 minutes of backoff would pass 08:15, so the scheduled run comes first.
+        assert_eq!(
+            next_run(&s, t, 6),
+            Utc.with_ymd_and_hms(2026, 7, 14, 8, 15, 0).unwrap()
+        );
+        assert_eq!(
+            next_run(&s, t, 0),
+            Utc.with_ymd_and_hms(2026, 7, 14, 8, 15, 0).unwrap()
+        );
+    }
+}

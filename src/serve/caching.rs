@@ -1,0 +1,89 @@
+//! HTTP caching for artifacts (SPEC §10.2): strong ETags, Last-Modified, conditional requests, and the
+//! choice between the stored identity and gzip bodies.
+
+use axum::http::{header, HeaderMap, HeaderValue};
+
+/// True when the client accepts gzip (`gzip`, `x-gzip` or `*` with a non-zero q-value).
+pub fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|item| {
+            let mut parts = item.split(';');
+            let coding = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+            let q = parts
+                .filter_map(|p| p.trim().strip_prefix("q=").map(str::trim))
+                .filter_map(|q| q.parse::<f32>().ok())
+                .next()
+                .unwrap_or(1.0);
+            matches!(coding.as_str(), "gzip" | "x-gzip" | "*") && q > 0.0
+        })
+}
+
+/// The ETag of a representation: the body's SHA-256, with `-gz` for the gzip body.
+pub fn etag(hash: &str, gzip: bool) -> String {
+    if gzip {
+        format!("\"{hash}-gz\"")
+    } else {
+        format!("\"{hash}\"")
+    }
+}
+
+/// True when the request's validators say the client's copy is current, so the answer is 304.
+/// `If-None-Match` wins over `If-Modified-Since` (RFC 9110 §13.2.2).
+pub fn not_modified(headers: &HeaderMap, hash: &str, last_modified: i64) -> bool {
+    if let Some(inm) = headers.get(header::IF_NONE_MATCH) {
+        let Ok(inm) = inm.to_str() else { return false };
+        return inm.split(',').map(str::trim).any(|t| {
+            let t = t.strip_prefix("W/").unwrap_or(t);
+            t == "*" || t == etag(hash, false) || t == etag(hash, true)
+        });
+    }
+    headers
+        .get(header::IF_MODIFIED_SINCE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| chrono::DateTime::parse_from_rfc2822(v).ok())
+        .is_some_and(|since| last_modified <= since.timestamp())
+}
+
+pub fn value(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(pairs: &[(header::HeaderName, &str)]) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        for (k, v) in pairs {
+            m.append(k.clone(), HeaderValue::from_str(v).unwrap());
+        }
+        m
+    }
+
+    #[test]
+    fn gzip_negotiation() {
+        assert!(accepts_gzip(&h(&[(header::ACCEPT_ENCODING, "br, gzip;q=0.5")])));
+        assert!(!accepts_gzip(&h(&[(header::ACCEPT_ENCODING, "gzip;q=0")])));
+        assert!(!accepts_gzip(&h(&[(header::ACCEPT_ENCODING, "identity")])));
+        assert!(!accepts_gzip(&h(&[])));
+    }
+
+    #[test]
+    fn conditionals() {
+        assert!(not_modified(&h(&[(header::IF_NONE_MATCH, "\"x\", \"abc\"")]), "abc", 10));
+        assert!(!not_modified(&h(&[(header::IF_NONE_MATCH, "\"x\"")]), "abc", 10));
+        let ims = h(&[(header::IF_MODIFIED_SINCE, "Thu, 01 Jan 1970 00:00:10 GMT")]);
+        assert!(not_modified(&ims, "abc", 10));
+        assert!(!not_modified(&ims, "abc", 11));
+        // A non-matching ETag is not rescued by a date.
+        let both = h(&[
+            (header::IF_NONE_MATCH, "\"x\""),
+            (header::IF_MODIFIED_SINCE, "Thu, 01 Jan 1970 00:00:10 GMT"),
+        ]);
+        assert!(!not_modified(&both, "abc", 10));
+    }
+}

@@ -1,0 +1,242 @@
+//! The routes of SPEC §10.1 and the 404s of §10.5.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+
+use super::caching::{accepts_gzip, etag, not_modified, value};
+use super::ServerState;
+use crate::clock::{http_date, iso};
+use crate::config::Format;
+use crate::store;
+
+type St = State<Arc<ServerState>>;
+
+pub fn router(state: Arc<ServerState>) -> Router {
+    Router::new()
+        .route("/lists", get(index))
+        .route("/lists/{file}", get(current))
+        .route("/lists/{name}/versions", get(versions))
+        .route("/lists/{name}/{file}", get(versioned))
+        .route("/sources", get(sources))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .fallback(|| async { not_found("no such route") })
+        .with_state(state)
+}
+
+/// A 404 with one line of reason (SPEC §10.5).
+fn not_found(reason: &str) -> Response {
+    (StatusCode::NOT_FOUND, format!("not found: {reason}\n")).into_response()
+}
+
+fn server_error(e: String) -> Response {
+    tracing::error!("http: {e}");
+    (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response()
+}
+
+/// Splits `name.fmt` at its last dot.
+fn split_file(file: &str) -> Option<(&str, Format)> {
+    let (name, ext) = file.rsplit_once('.')?;
+    Some((name, Format::parse(ext)?))
+}
+
+async fn index(State(st): St) -> Response {
+    let cfg = st.app.config.clone();
+    let res = st
+        .read(move |conn| {
+            let mut out = Vec::new();
+            for l in &cfg.lists {
+                let v = store::latest_version(conn, &l.name).map_err(|e| e.to_string())?;
+                let sizes = match &v {
+                    Some(v) => store::artifact_sizes(conn, &l.name, v.version).map_err(|e| e.to_string())?,
+                    None => Default::default(),
+                };
+                let urls: serde_json::Map<String, serde_json::Value> = l
+                    .formats
+                    .iter()
+                    .map(|f| (f.as_str().to_string(), json!(format!("/lists/{}.{}", l.name, f.as_str()))))
+                    .collect();
+                out.push(json!({
+                    "name": l.name,
+                    "types": l.types,
+                    "families": l.families,
+                    "version": v.as_ref().map(|v| v.version),
+                    "entries": v.as_ref().map(|v| v.entries),
+                    "updated_at": v.as_ref().map(|v| iso(v.published_at)),
+                    "urls": urls,
+                    "sizes": sizes,
+                }));
+            }
+            Ok(out)
+        })
+        .await;
+    match res {
+        Ok(lists) => Json(lists).into_response(),
+        Err(e) => server_error(e),
+    }
+}
+
+async fn current(State(st): St, Path(file): Path<String>, headers: HeaderMap) -> Response {
+    let Some((name, fmt)) = split_file(&file) else {
+        return not_found(&format!("{file:?} is not LIST.FORMAT (formats: txt, rpz, csv)"));
+    };
+    serve_artifact(st, name.to_string(), fmt, None, headers).await
+}
+
+async fn versioned(State(st): St, Path((name, file)): Path<(String, String)>, headers: HeaderMap) -> Response {
+    let parsed = split_file(&file).and_then(|(v, fmt)| {
+        v.strip_prefix('v')
+            .and_then(|n| n.parse::<i64>().ok())
+            .map(|n| (n, fmt))
+    });
+    let Some((version, fmt)) = parsed else {
+        return not_found(&format!("{file:?} is not vN.FORMAT"));
+    };
+    serve_artifact(st, name, fmt, Some(version), headers).await
+}
+
+async fn serve_artifact(
+    st: Arc<ServerState>,
+    name: String,
+    fmt: Format,
+    version: Option<i64>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(list) = st.app.config.list(&name) else {
+        return not_found(&format!("no list named {name:?}"));
+    };
+    if !list.formats.contains(&fmt) {
+        return not_found(&format!("list {name:?} is not published as {}", fmt.as_str()));
+    }
+    let res = st
+        .read(move |conn| {
+            let v = match version {
+                Some(n) => store::version(conn, &name, n),
+                None => store::latest_version(conn, &name),
+            }
+            .map_err(|e| e.to_string())?;
+            let Some(v) = v else { return Ok(None) };
+            let a = store::artifact(conn, &name, v.version, fmt.as_str()).map_err(|e| e.to_string())?;
+            Ok(a.map(|a| (v, a)))
+        })
+        .await;
+    let (v, a) = match res {
+        Ok(Some(x)) => x,
+        Ok(None) => {
+            return not_found(&match version {
+                Some(n) => format!("version {n} of {:?} is not retained", list.name),
+                None => format!("list {:?} has no version yet", list.name),
+            })
+        }
+        Err(e) => return server_error(e),
+    };
+    let gzip = accepts_gzip(&headers);
+    let mut h = HeaderMap::new();
+    h.insert(header::ETAG, value(&etag(&a.etag, gzip)));
+    h.insert(header::LAST_MODIFIED, value(&http_date(v.published_at)));
+    h.insert(header::VARY, value("Accept-Encoding"));
+    h.insert("x-iocfeed-version", value(&v.version.to_string()));
+    h.insert(
+        header::CACHE_CONTROL,
+        value(if version.is_some() {
+            "public, max-age=31536000, immutable"
+        } else {
+            "public, no-cache"
+        }),
+    );
+    if not_modified(&headers, &a.etag, v.published_at) {
+        return (StatusCode::NOT_MODIFIED, h).into_response();
+    }
+    h.insert(header::CONTENT_TYPE, value(fmt.content_type()));
+    let body = if gzip {
+        h.insert(header::CONTENT_ENCODING, value("gzip"));
+        a.gzip
+    } else {
+        a.body
+    };
+    (StatusCode::OK, h, body).into_response()
+}
+
+async fn versions(State(st): St, Path(name): Path<String>) -> Response {
+    if st.app.config.list(&name).is_none() {
+        return not_found(&format!("no list named {name:?}"));
+    }
+    let res = st
+        .read(move |conn| store::versions(conn, &name).map_err(|e| e.to_string()))
+        .await;
+    match res {
+        Ok(vs) => Json(
+            vs.iter()
+                .map(|v| {
+                    json!({
+                        "version": v.version,
+                        "entries": v.entries,
+                        "serial": v.serial,
+                        "published_at": iso(v.published_at),
+                    })
+                })
+                .collect::<Vec<_>>(),
+        )
+        .into_response(),
+        Err(e) => server_error(e),
+    }
+}
+
+async fn sources(State(st): St) -> Response {
+    let cfg = st.app.config.clone();
+    let res = st
+        .read(move |conn| {
+            cfg.sources
+                .iter()
+                .map(|s| {
+                    let state = store::source_state(conn, &s.name).map_err(|e| e.to_string())?;
+                    Ok(json!({
+                        "name": s.name,
+                        "url": s.effective_url(&cfg.threatfox),
+                        "mode": s.mode,
+                        "schedule": s.schedule,
+                        "last_attempt": state.last_attempt.map(iso),
+                        "last_success": state.last_success.map(iso),
+                        "result": state.last_result,
+                        "error": state.last_error,
+                        "failures": state.failures,
+                        "rows": state.rows,
+                        "accepted": state.accepted,
+                        "rejected": state.rejected,
+                        "rejects": state.rejects,
+                    }))
+                })
+                .collect::<Result<Vec<_>, String>>()
+        })
+        .await;
+    match res {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => server_error(e),
+    }
+}
+
+/// Ready once at least one list has been published.
+async fn readyz(State(st): St) -> Response {
+    let cfg = st.app.config.clone();
+    let res = st
+        .read(move |conn| {
+            for l in &cfg.lists {
+                if store::latest_version(conn, &l.name).map_err(|e| e.to_string())?.is_some() {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        })
+        .await;
+    match res {
+        Ok(true) => (StatusCode::OK, "ready\n").into_response(),
+        Ok(false) => (StatusCode::SERVICE_UNAVAILABLE, "not ready: no list published yet\n").into_response(),
+        Err(e) => server_error(e),
+    }
+}

@@ -1,0 +1,150 @@
+//! Getting a source's bytes onto local disk: HTTP(S) with conditional GET, bounded redirects, timeouts and a
+//! size cap, or a local file. The body is streamed to a temporary file, never held in memory.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::config::SourceConfig;
+
+/// Validators from the last successful fetch, sent back as `If-None-Match` / `If-Modified-Since`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Validators {
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+}
+
+#[derive(Debug)]
+pub enum Fetched {
+    /// The upstream answered 304: nothing to parse, nothing to publish.
+    NotModified,
+    /// The body is in `path` (a temporary file removed on drop, or the user's own file).
+    Body {
+        path: PathBuf,
+        validators: Validators,
+        _temp: Option<TempFile>,
+    },
+}
+
+/// A file deleted when dropped.
+#[derive(Debug)]
+pub struct TempFile(PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("{0}")]
+    Http(String),
+    #[error("HTTP {status}{retry}", retry = retry_after.map(|s| format!(" (Retry-After {s}s)")).unwrap_or_default())]
+    Status {
+        status: u16,
+        retry_after: Option<u64>,
+    },
+    #[error("body larger than the {0}-byte cap")]
+    TooLarge(u64),
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    #[error("unsupported URL: {0}")]
+    Url(String),
+}
+
+/// Fetches `url` for `source` into `tmp_dir`.
+pub fn fetch(
+    source: &SourceConfig,
+    url: &str,
+    previous: &Validators,
+    tmp_dir: &Path,
+) -> Result<Fetched, FetchError> {
+    if let Some(rest) = url.strip_prefix("file://") {
+        let path = url::Url::parse(url)
+            .ok()
+            .and_then(|u| u.to_file_path().ok())
+            .unwrap_or_else(|| PathBuf::from(rest));
+        let len = std::fs::metadata(&path)?.len();
+        if len > source.max_bytes {
+            return Err(FetchError::TooLarge(source.max_bytes));
+        }
+        return Ok(Fetched::Body {
+            path,
+            validators: Validators::default(),
+            _temp: None,
+        });
+    }
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(FetchError::Url(url.to_string()));
+    }
+    let agent = ureq::AgentBuilder::new()
+        .timeout_connect(Duration::from_secs(source.connect_timeout_secs))
+        .timeout_read(Duration::from_secs(source.read_timeout_secs))
+        .redirects(5)
+        .user_agent(&format!("iocfeed/{}", env!("CARGO_PKG_VERSION")))
+        .build();
+    let mut req = agent.get(url);
+    if let Some(e) = &previous.etag {
+        req = req.set("If-None-Match", e);
+    }
+    if let Some(lm) = &previous.last_modified {
+        req = req.set("If-Modified-Since", lm);
+    }
+    let resp = match req.call() {
+        Ok(r) => r,
+        Err(ureq::Error::Status(code, r)) => {
+            let retry_after = r
+                .header("Retry-After")
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            return Err(FetchError::Status {
+                status: code,
+                retry_after,
+            });
+        }
+        Err(ureq::Error::Transport(t)) => return Err(FetchError::Http(one_line(&t.to_string()))),
+    };
+    if resp.status() == 304 {
+        return Ok(Fetched::NotModified);
+    }
+    if !(200..300).contains(&resp.status()) {
+        return Err(FetchError::Status {
+            status: resp.status(),
+            retry_after: None,
+        });
+    }
+    let validators = Validators {
+        etag: resp.header("ETag").map(str::to_string),
+        last_modified: resp.header("Last-Modified").map(str::to_string),
+    };
+    std::fs::create_dir_all(tmp_dir)?;
+    let path = tmp_dir.join(format!(
+        "{}-{}.download",
+        source.name,
+        std::process::id()
+    ));
+    let temp = TempFile(path.clone());
+    let mut out = File::create(&path)?;
+    let mut body = resp.into_reader().take(source.max_bytes + 1);
+    let n = io::copy(&mut body, &mut out)?;
+    if n > source.max_bytes {
+        return Err(FetchError::TooLarge(source.max_bytes));
+    }
+    out.flush()?;
+    Ok(Fetched::Body {
+        path,
+        validators,
+        _temp: Some(temp),
+    })
+}
+
+/// Error texts from libraries can span lines; a log line must not.
+pub fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Opens a fetched body for reading.
+pub fn open(path: &Path) -> io::Result<File> {
+    File::open(path)
+}

@@ -1,0 +1,493 @@
+//! Readers for the abuse.ch ThreatFox export files (SPEC §5): JSON (an object keyed by IOC id, each value a
+//! one-element array) and CSV (`#` header block, commented column line, `", "` separators), plain, gzip or
+//! ZIP, detected from the content. Both are streamed: one report at a time reaches the callback.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Seek};
+use std::path::Path;
+
+use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
+use serde_json::Value;
+
+/// One upstream report of one indicator, as ThreatFox published it (before normalisation).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Report {
+    pub report_id: Option<String>,
+    pub value: String,
+    pub ioc_type: String,
+    pub threat_type: Option<String>,
+    pub malware: Option<String>,
+    pub malware_printable: Option<String>,
+    pub malware_alias: Option<String>,
+    pub first_seen: Option<i64>,
+    pub last_seen: Option<i64>,
+    pub confidence: Option<u8>,
+    pub is_compromised: bool,
+    pub reference: Option<String>,
+    pub tags: Option<String>,
+    pub reporter: Option<String>,
+}
+
+/// A row that could not be read as a report: a reason code and the raw text, for the rejects table.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BadRow {
+    pub reason: &'static str,
+    pub raw: String,
+}
+
+pub type Row = Result<Report, BadRow>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    #[error("invalid JSON: {0}")]
+    Json(String),
+    #[error("invalid ZIP: {0}")]
+    Zip(String),
+    #[error("CSV: {0}")]
+    Csv(String),
+    #[error("{0}")]
+    Content(String),
+    #[error("{0}")]
+    Callback(String),
+}
+
+/// The columns without which a CSV export cannot be imported.
+pub const REQUIRED_CSV_COLUMNS: [&str; 4] =
+    ["ioc_value", "ioc_type", "first_seen_utc", "confidence_level"];
+
+/// Reads every report in the file at `path`, whatever its packaging, and hands each to `f`.
+pub fn read_file(
+    path: &Path,
+    f: &mut dyn FnMut(Row) -> Result<(), String>,
+) -> Result<(), ParseError> {
+    let mut file = File::open(path)?;
+    let mut magic = [0u8; 4];
+    let n = read_up_to(&mut file, &mut magic)?;
+    file.rewind()?;
+    match &magic[..n] {
+        [b'P', b'K', 3, 4] => {
+            let mut zip = zip::ZipArchive::new(BufReader::new(file))
+                .map_err(|e| ParseError::Zip(e.to_string()))?;
+            let index = (0..zip.len())
+                .find(|&i| zip.by_index(i).map(|e| e.is_file()).unwrap_or(false))
+                .ok_or_else(|| ParseError::Zip("archive holds no file".into()))?;
+            let entry = zip
+                .by_index(index)
+                .map_err(|e| ParseError::Zip(e.to_string()))?;
+            read_stream(BufReader::with_capacity(1 << 16, entry), f)
+        }
+        [0x1f, 0x8b, ..] => read_stream(
+            BufReader::with_capacity(1 << 16, flate2::read::MultiGzDecoder::new(file)),
+            f,
+        ),
+        _ => read_stream(BufReader::with_capacity(1 << 16, file), f),
+    }
+}
+
+fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+/// Detects JSON or CSV from the first non-blank byte and reads accordingly.
+pub fn read_stream<R: BufRead>(
+    mut r: R,
+    f: &mut dyn FnMut(Row) -> Result<(), String>,
+) -> Result<(), ParseError> {
+    let first = loop {
+        let buf = r.fill_buf()?;
+        if buf.is_empty() {
+            return Err(ParseError::Content("empty body".into()));
+        }
+        let skip = buf
+            .iter()
+            .take_while(|b| b.is_ascii_whitespace() || **b == 0xef || **b == 0xbb || **b == 0xbf)
+            .count();
+        if skip < buf.len() {
+            let c = buf[skip];
+            r.consume(skip);
+            break c;
+        }
+        let len = buf.len();
+        r.consume(len);
+    };
+    match first {
+        b'{' => read_json(r, f),
+        b'#' | b'"' => read_csv(r, f),
+        b'<' => Err(ParseError::Content(
+            "got an HTML page, not a ThreatFox export".into(),
+        )),
+        c => Err(ParseError::Content(format!(
+            "not a ThreatFox export (JSON or CSV): starts with {:?}",
+            c as char
+        ))),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------- JSON
+
+fn read_json<R: Read>(r: R, f: &mut dyn FnMut(Row) -> Result<(), String>) -> Result<(), ParseError> {
+    let mut callback_error = None;
+    let mut de = serde_json::Deserializer::from_reader(r);
+    let seed = Entries {
+        f,
+        err: &mut callback_error,
+    };
+    let res = seed.deserialize(&mut de).and_then(|()| de.end());
+    if let Some(e) = callback_error {
+        return Err(ParseError::Callback(e));
+    }
+    res.map_err(|e| ParseError::Json(e.to_string()))
+}
+
+struct Entries<'a> {
+    f: &'a mut dyn FnMut(Row) -> Result<(), String>,
+    err: &'a mut Option<String>,
+}
+
+impl<'de> DeserializeSeed<'de> for Entries<'_> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Entries<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an object of IOC id to report arrays")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(id) = map.next_key::<String>()? {
+            let v: Value = map.next_value()?;
+            let rows: Vec<Row> = match v {
+                Value::Array(items) => items.iter().map(|i| json_report(&id, i)).collect(),
+                Value::Object(_) => vec![json_report(&id, &v)],
+                Value::String(s) if id == "query_status" => {
+                    return Err(de::Error::custom(format!("upstream said query_status {s:?}")))
+                }
+                other => vec![Err(BadRow {
+                    reason: "bad-row",
+                    raw: format!("{id}: {other}"),
+                })],
+            };
+            for row in rows {
+                if let Err(e) = (self.f)(row) {
+                    *self.err = Some(e.clone());
+                    return Err(de::Error::custom(e));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn json_str(v: &Value, key: &str) -> Option<String> {
+    match v.get(key)? {
+        Value::String(s) if !s.is_empty() && s != "None" => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Array(a) => {
+            let parts: Vec<String> = a
+                .iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect();
+            (!parts.is_empty()).then(|| parts.join(","))
+        }
+        _ => None,
+    }
+}
+
+fn json_report(id: &str, v: &Value) -> Row {
+    if !v.is_object() {
+        return Err(BadRow {
+            reason: "bad-row",
+            raw: format!("{id}: {v}"),
+        });
+    }
+    let value = json_str(v, "ioc_value")
+        .or_else(|| json_str(v, "ioc"))
+        .unwrap_or_default();
+    Ok(Report {
+        report_id: json_str(v, "id").or_else(|| Some(id.to_string())),
+        value,
+        ioc_type: json_str(v, "ioc_type").unwrap_or_default(),
+        threat_type: json_str(v, "threat_type"),
+        malware: json_str(v, "malware").or_else(|| json_str(v, "fk_malware")),
+        malware_printable: json_str(v, "malware_printable"),
+        malware_alias: json_str(v, "malware_alias"),
+        first_seen: json_str(v, "first_seen_utc")
+            .or_else(|| json_str(v, "first_seen"))
+            .and_then(|s| parse_time(&s)),
+        last_seen: json_str(v, "last_seen_utc")
+            .or_else(|| json_str(v, "last_seen"))
+            .and_then(|s| parse_time(&s)),
+        confidence: v.get("confidence_level").and_then(parse_confidence_value),
+        is_compromised: match v.get("is_compromised") {
+            Some(Value::Bool(b)) => *b,
+            Some(Value::String(s)) => parse_bool(s),
+            Some(Value::Number(n)) => n.as_i64() == Some(1),
+            _ => false,
+        },
+        reference: json_str(v, "reference"),
+        tags: json_str(v, "tags"),
+        reporter: json_str(v, "reporter"),
+    })
+}
+
+fn parse_confidence_value(v: &Value) -> Option<u8> {
+    match v {
+        Value::Number(n) => n.as_u64().filter(|n| *n <= 100).map(|n| n as u8),
+        Value::String(s) => parse_confidence(s),
+        _ => None,
+    }
+}
+
+fn parse_confidence(s: &str) -> Option<u8> {
+    s.trim().parse::<u8>().ok().filter(|n| *n <= 100)
+}
+
+fn parse_bool(s: &str) -> bool {
+    matches!(s.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes")
+}
+
+/// ThreatFox times: `2026-07-14 08:19:50`, sometimes with ` UTC`; RFC 3339 is accepted too.
+pub fn parse_time(s: &str) -> Option<i64> {
+    let s = s.trim().trim_end_matches(" UTC");
+    if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S") {
+        return Some(t.and_utc().timestamp());
+    }
+    chrono::DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.timestamp())
+}
+
+// ----------------------------------------------------------------------------------------------------- CSV
+
+/// Splits one CSV line: comma-separated, optional blanks before a field, `"…"` quoting with `""` escapes.
+/// This reads RFC 4180 and ThreatFox's `", "` layout alike.
+pub fn split_csv_line(line: &str) -> Result<Vec<String>, String> {
+    let mut fields = Vec::new();
+    let mut chars = line.chars().peekable();
+    loop {
+        while chars.peek() == Some(&' ') {
+            chars.next();
+        }
+        let mut field = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            loop {
+                match chars.next() {
+                    Some('"') if chars.peek() == Some(&'"') => {
+                        chars.next();
+                        field.push('"');
+                    }
+                    Some('"') => break,
+                    Some(c) => field.push(c),
+                    None => return Err("unterminated quoted field".into()),
+                }
+            }
+            while chars.peek() == Some(&' ') {
+                chars.next();
+            }
+            match chars.next() {
+                None => {
+                    fields.push(field);
+                    return Ok(fields);
+                }
+                Some(',') => fields.push(field),
+                Some(c) => return Err(format!("unexpected {c:?} after a quoted field")),
+            }
+        } else {
+            loop {
+                match chars.next() {
+                    None => {
+                        fields.push(field.trim_end().to_string());
+                        return Ok(fields);
+                    }
+                    Some(',') => break,
+                    Some(c) => field.push(c),
+                }
+            }
+            fields.push(field.trim_end().to_string());
+        }
+    }
+}
+
+struct Columns {
+    names: Vec<String>,
+    idx: std::collections::HashMap<String, usize>,
+}
+
+impl Columns {
+    fn get<'a>(&self, row: &'a [String], name: &str) -> Option<&'a str> {
+        let v = row.get(*self.idx.get(name)?)?.as_str();
+        (!v.is_empty() && v != "None").then_some(v)
+    }
+}
+
+fn read_csv<R: BufRead>(mut r: R, f: &mut dyn FnMut(Row) -> Result<(), String>) -> Result<(), ParseError> {
+    let mut columns: Option<Columns> = None;
+    let mut buf = Vec::new();
+    let mut line_no = 0usize;
+    loop {
+        buf.clear();
+        if r.read_until(b'\n', &mut buf)? == 0 {
+            break;
+        }
+        line_no += 1;
+        let line = std::str::from_utf8(&buf)
+            .map_err(|_| ParseError::Csv(format!("line {line_no}: invalid UTF-8")))?;
+        let line = line.trim_end_matches(['\n', '\r']);
+        if line.trim().is_empty() {
+            continue;
+        }
+        if let Some(comment) = line.strip_prefix('#') {
+            let c = comment.trim_start();
+            // The column line is the commented line of quoted names; in a plain CSV it is the first line.
+            if c.starts_with('"') && columns.is_none() {
+                columns = Some(header(c, line_no)?);
+            }
+            continue;
+        }
+        let cols = match &columns {
+            Some(c) => c,
+            None => {
+                // No commented header: the first line names the columns (an in-house CSV export).
+                columns = Some(header(line, line_no)?);
+                continue;
+            }
+        };
+        let row = match split_csv_line(line) {
+            Ok(fields) if fields.len() == cols.names.len() => Ok(csv_report(cols, &fields)),
+            Ok(fields) => Err(BadRow {
+                reason: "bad-row",
+                raw: format!(
+                    "line {line_no}: {} fields, header has {}: {line}",
+                    fields.len(),
+                    cols.names.len()
+                ),
+            }),
+            Err(e) => Err(BadRow {
+                reason: "bad-row",
+                raw: format!("line {line_no}: {e}: {line}"),
+            }),
+        };
+        f(row).map_err(ParseError::Callback)?;
+    }
+    if columns.is_none() {
+        return Err(ParseError::Csv("no column header line".into()));
+    }
+    Ok(())
+}
+
+fn header(line: &str, line_no: usize) -> Result<Columns, ParseError> {
+    let names: Vec<String> = split_csv_line(line)
+        .map_err(|e| ParseError::Csv(format!("line {line_no}: column header: {e}")))?
+        .into_iter()
+        .map(|n| n.trim().to_ascii_lowercase())
+        .collect();
+    let idx: std::collections::HashMap<String, usize> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.clone(), i))
+        .collect();
+    let missing: Vec<&str> = REQUIRED_CSV_COLUMNS
+        .iter()
+        .copied()
+        .filter(|c| !idx.contains_key(*c))
+        .collect();
+    if !missing.is_empty() {
+        return Err(ParseError::Csv(format!(
+            "line {line_no}: missing required column{} {}",
+            if missing.len() > 1 { "s" } else { "" },
+            missing.join(", ")
+        )));
+    }
+    Ok(Columns { names, idx })
+}
+
+fn csv_report(c: &Columns, row: &[String]) -> Report {
+    let s = |n: &str| c.get(row, n).map(str::to_string);
+    Report {
+        report_id: s("ioc_id"),
+        value: c.get(row, "ioc_value").unwrap_or_default().to_string(),
+        ioc_type: c.get(row, "ioc_type").unwrap_or_default().to_string(),
+        threat_type: s("threat_type"),
+        malware: s("fk_malware").or_else(|| s("malware")),
+        malware_printable: s("malware_printable"),
+        malware_alias: s("malware_alias"),
+        first_seen: c.get(row, "first_seen_utc").and_then(parse_time),
+        last_seen: c.get(row, "last_seen_utc").and_then(parse_time),
+        confidence: c.get(row, "confidence_level").and_then(parse_confidence),
+        is_compromised: c.get(row, "is_compromised").is_some_and(parse_bool),
+        reference: s("reference"),
+        tags: s("tags"),
+        reporter: s("reporter"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn collect(input: &str) -> Result<Vec<Row>, ParseError> {
+        let mut out = Vec::new();
+        read_stream(input.as_bytes(), &mut |r| {
+            out.push(r);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    #[test]
+    fn csv_line_forms() {
+        assert_eq!(
+            split_csv_line(r#""a", "b,c", "d""e""#).unwrap(),
+            ["a", "b,c", "d\"e"]
+        );
+        assert_eq!(split_csv_line("x,,y").unwrap(), ["x", "", "y"]);
+        assert!(split_csv_line(r#""open"#).is_err());
+    }
+
+    #[test]
+    fn csv_columns_by_name_and_bad_rows_counted() {
+        let text = "# c\r\n# \"ioc_value\", \"extra\", \"ioc_type\", \"first_seen_utc\", \"confidence_level\", \"is_compromised\"\r\n\"Evil.COM\", \"?\", \"domain\", \"2026-04-12 04:49:28\", \"75\", \"True\"\r\n\"short\"\r\n# Number of entries: 2";
+        let rows = collect(text).unwrap();
+        assert_eq!(rows.len(), 2);
+        let r = rows[0].as_ref().unwrap();
+        assert_eq!(r.value, "Evil.COM");
+        assert_eq!(r.confidence, Some(75));
+        assert!(r.is_compromised);
+        assert_eq!(r.first_seen, Some(1775969368));
+        assert_eq!(rows[1].as_ref().unwrap_err().reason, "bad-row");
+    }
+
+    #[test]
+    fn csv_missing_required_column_is_an_error() {
+        let e = collect("# \"ioc_type\", \"first_seen_utc\", \"confidence_level\"\n\"domain\", \"x\", \"1\"\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "CSV: line 1: missing required column ioc_value");
+    }
+
+    #[test]
+    fn json_entries_stream_and_html_is_refused() {
+        let rows = collect(r#"{"7": [{"ioc_value": "a.example.com", "ioc_type": "domain", "confidence_level": 90, "tags": "x,y"}], "8": 5}"#).unwrap();
+        assert_eq!(rows.len(), 2);
+        let r = rows[0].as_ref().unwrap();
+        assert_eq!(r.report_id.as_deref(), Some("7"));
+        assert_eq!(r.tags.as_deref(), Some("x,y"));
+        assert!(rows[1].is_err());
+        let e = collect("<html><body>502</body></html>").unwrap_err().to_string();
+        assert!(e.contains("HTML"), "{e}");
+        assert!(collect(r#"{"7": [{"ioc_value": "a"#).is_err());
+    }
+}
