@@ -1,0 +1,126 @@
+//! HTTP caching and routing (SPEC §10.1–§10.3, §10.5) against a real server on loopback.
+
+mod common;
+
+use std::io::Read;
+
+use common::*;
+
+/// A server with two published versions of remus-domains (snapshots 1–3, then 4, which adds domains).
+fn setup() -> (tempfile::TempDir, TestServer, std::sync::Arc<iocfeed::App>) {
+    let snaps = snapshots();
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = Upstream::start();
+    let (app, clock) = app(default_config(&upstream.base_url(), dir.path()), snaps[0].0);
+    replay(&app, &clock, &upstream, &snaps[..4]);
+    let server = TestServer::start(app.clone());
+    (dir, server, app)
+}
+
+#[test]
+fn caching_conditionals_head_gzip_and_404s() {
+    let (_dir, server, _app) = setup();
+    let a = server.addr;
+
+    // Plain GET over HTTP/1.1 with nothing but Host works (Unbound's fetcher).
+    let cur = get(a, "/lists/remus-domains.txt");
+    assert_eq!(cur.status, 200);
+    assert_eq!(cur.header("x-iocfeed-version"), Some("2"));
+    assert_eq!(cur.header("content-encoding"), None);
+    assert_eq!(cur.header("vary"), Some("Accept-Encoding"));
+    assert_eq!(cur.header("cache-control"), Some("public, no-cache"));
+    let etag = cur.header("etag").unwrap().to_string();
+    let last_modified = cur.header("last-modified").unwrap().to_string();
+    assert!(etag.starts_with('"') && etag.len() == 66, "{etag}");
+    assert!(cur.text().contains("beltka.shop\n"));
+
+    // 304 on If-None-Match and on If-Modified-Since, with no body.
+    let r = request(a, "GET", "/lists/remus-domains.txt", &[("If-None-Match", &etag)]);
+    assert_eq!(r.status, 304);
+    assert!(r.body.is_empty());
+    assert_eq!(r.header("etag"), Some(etag.as_str()));
+    let r = request(a, "GET", "/lists/remus-domains.txt", &[("If-Modified-Since", &last_modified)]);
+    assert_eq!(r.status, 304);
+    let r = request(a, "GET", "/lists/remus-domains.txt", &[("If-None-Match", "\"other\"")]);
+    assert_eq!(r.status, 200);
+    let r = request(
+        a,
+        "GET",
+        "/lists/remus-domains.txt",
+        &[("If-Modified-Since", "Thu, 01 Jan 2026 00:00:00 GMT")],
+    );
+    assert_eq!(r.status, 200);
+
+    // HEAD: the same headers, no body.
+    let h = request(a, "HEAD", "/lists/remus-domains.rpz", &[]);
+    let g = get(a, "/lists/remus-domains.rpz");
+    assert_eq!(h.status, 200);
+    assert!(h.body.is_empty());
+    assert_eq!(h.header("content-length"), Some(g.body.len().to_string().as_str()));
+    assert_eq!(h.header("etag"), g.header("etag"));
+
+    // gzip only when accepted; byte-identical across requests; decompresses to the identity body.
+    let z1 = request(a, "GET", "/lists/remus-domains.csv", &[("Accept-Encoding", "gzip, deflate")]);
+    let z2 = request(a, "GET", "/lists/remus-domains.csv", &[("Accept-Encoding", "gzip")]);
+    let plain = get(a, "/lists/remus-domains.csv");
+    assert_eq!(z1.header("content-encoding"), Some("gzip"));
+    assert_eq!(z1.body, z2.body);
+    assert_ne!(z1.header("etag"), plain.header("etag"));
+    let mut unzipped = Vec::new();
+    flate2::read::GzDecoder::new(&z1.body[..]).read_to_end(&mut unzipped).unwrap();
+    assert_eq!(unzipped, plain.body);
+    assert_eq!(plain.header("content-encoding"), None);
+    let no = request(a, "GET", "/lists/remus-domains.csv", &[("Accept-Encoding", "gzip;q=0")]);
+    assert_eq!(no.header("content-encoding"), None);
+
+    // Versioned URLs are immutable; v1 differs from the current v2.
+    let v1 = get(a, "/lists/remus-domains/v1.txt");
+    assert_eq!(v1.status, 200);
+    assert_eq!(v1.header("cache-control"), Some("public, max-age=31536000, immutable"));
+    assert_eq!(v1.header("x-iocfeed-version"), Some("1"));
+    assert!(!v1.text().contains("beltka.shop"));
+    let v2 = get(a, "/lists/remus-domains/v2.txt");
+    assert_eq!(v2.body, cur.body);
+    assert_eq!(v2.header("etag"), Some(etag.as_str()));
+
+    // Unknown list or format, missing version: 404 with one line.
+    for path in [
+        "/lists/nope.txt",
+        "/lists/remus-domains.xml",
+        "/lists/remus-urls.rpz",
+        "/lists/remus-domains/v99.txt",
+        "/lists/remus-domains/latest.txt",
+        "/lists/nope/versions",
+        "/nothing",
+    ] {
+        let r = get(a, path);
+        assert_eq!(r.status, 404, "{path}");
+        let t = r.text();
+        assert!(t.starts_with("not found: ") && t.ends_with('\n') && t.matches('\n').count() == 1, "{path}: {t:?}");
+    }
+
+    // The index and the version list.
+    let idx: serde_json::Value = serde_json::from_slice(&get(a, "/lists").body).unwrap();
+    let rd = idx.as_array().unwrap().iter().find(|l| l["name"] == "remus-domains").unwrap();
+    assert_eq!(rd["version"], 2);
+    assert_eq!(rd["urls"]["rpz"], "/lists/remus-domains.rpz");
+    assert_eq!(rd["sizes"]["txt"].as_u64().unwrap() as usize, cur.body.len());
+    let vs: serde_json::Value = serde_json::from_slice(&get(a, "/lists/remus-domains/versions").body).unwrap();
+    let vs = vs.as_array().unwrap();
+    assert_eq!(vs.len(), 2);
+    assert!(vs[1]["serial"].as_i64() > vs[0]["serial"].as_i64());
+
+    assert_eq!(get(a, "/healthz").status, 200);
+    assert_eq!(get(a, "/readyz").status, 200);
+}
+
+#[test]
+fn readyz_is_503_until_something_is_published() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, _clock) = app(default_config("http://127.0.0.1:1", dir.path()), chrono::Utc::now());
+    app.store().unwrap();
+    let server = TestServer::start(app);
+    assert_eq!(get(server.addr, "/readyz").status, 503);
+    assert_eq!(get(server.addr, "/lists").status, 200);
+    assert_eq!(get(server.addr, "/lists/remus-domains.txt").status, 404);
+}
