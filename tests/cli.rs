@@ -1,0 +1,162 @@
+//! The binary as a user runs it: `serve` on the embedded default with no network, `config check|show`,
+//! and a `pull` run beside a running `serve` on the same data directory.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A running `iocfeed serve`, killed on drop; its stderr lines arrive on `lines`.
+struct Served {
+    child: Child,
+    addr: SocketAddr,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Served {
+    fn start(mut cmd: std::process::Command) -> Served {
+        let mut child = cmd.stderr(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
+        let (tx, lines) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut s = Served {
+            child,
+            addr: "0.0.0.0:0".parse().unwrap(),
+            lines,
+            seen: Vec::new(),
+        };
+        let line = s.wait_line(|l| l.contains("listening on http://"));
+        s.addr = line.split("listening on http://").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
+        s
+    }
+
+    fn wait_line(&mut self, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(l) = self.seen.iter().find(|l| pred(l)) {
+                return l.clone();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) => self.seen.push(l),
+                Err(_) => panic!("no such line; stderr so far:\n{}", self.seen.join("\n")),
+            }
+        }
+    }
+}
+
+#[test]
+fn serve_on_the_embedded_default_without_network() {
+    let dir = tempfile::tempdir().unwrap();
+    // "No network": the ThreatFox base points at a closed loopback port, so every fetch fails at once.
+    let mut cmd = bin();
+    cmd.current_dir(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env_remove("IOCFEED_CONFIG")
+        .env_remove("IOCFEED_DATA_DIR")
+        .env("IOCFEED_THREATFOX_URL", "http://127.0.0.1:9");
+    let mut s = Served::start(cmd);
+
+    // It created its data directory and database in the working directory.
+    assert!(dir.path().join("iocfeed-data/iocfeed.sqlite").exists());
+    // Each source was pulled at once (never pulled before), failed, and said so in one line naming the URL.
+    for (source, path) in [("threatfox-recent", "/export/json/recent/"), ("threatfox-full", "/export/json/full/")] {
+        let url = format!("http://127.0.0.1:9{path}");
+        let line = s.wait_line(|l| l.contains(&format!("pull {source} from {url} failed:")));
+        assert!(line.contains("WARN"), "{line}");
+        // Followed by its retry plan, not by a continuation of the error.
+        s.wait_line(|l| l.contains("pull will be retried") && l.contains(source));
+    }
+    // /lists still answers, with every list of the default and no version yet.
+    let r = get(s.addr, "/lists");
+    assert_eq!(r.status, 200);
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    let names: Vec<&str> = v.as_array().unwrap().iter().map(|l| l["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["remus-domains", "remus-ips", "remus-urls", "threatfox-botnet-cc-domains"]);
+    assert!(v[0]["version"].is_null());
+    assert_eq!(get(s.addr, "/healthz").status, 200);
+    assert_eq!(get(s.addr, "/readyz").status, 503);
+    let sources: serde_json::Value = serde_json::from_slice(&get(s.addr, "/sources").body).unwrap();
+    assert_eq!(sources[0]["result"], "error");
+    assert!(sources[0]["error"].as_str().unwrap().contains("127.0.0.1:9"), "{sources}");
+}
+
+#[test]
+fn default_listen_address_and_config_commands() {
+    let out = bin().args(["config", "show"]).env_remove("IOCFEED_CONFIG").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("listen = \"127.0.0.1:8080\""), "{text}");
+    assert!(text.contains("schedule = \"*/15 * * * *\""), "{text}");
+    assert!(text.contains("mode = \"full\""), "{text}");
+
+    let out = bin().args(["config", "check"]).env_remove("IOCFEED_CONFIG").output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[server]\nlisten = \"127.0.0.1:8080\"\n\n[[list]]\nname = \"x\"\ntypes = [\"domain\"]\nformats = [\"txt\"]\nmin_confidnce = 3\n").unwrap();
+    let out = bin().args(["config", "check", "--config"]).arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("bad.toml:8:") && err.contains("min_confidnce"), "{err}");
+
+    let out = bin().args(["pull", "no-such-source"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn a_pull_beside_serve_is_served_within_two_seconds() {
+    let snaps = snapshots();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut cmd = bin();
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--no-schedule"])
+        .env("IOCFEED_DATA_DIR", &data)
+        .env("IOCFEED_NOW", "2026-07-09T10:00:00Z");
+    let s = Served::start(cmd);
+    assert_eq!(get(s.addr, "/lists/remus-domains.txt").status, 404);
+
+    let file = dir.path().join("snap.json");
+    std::fs::write(&file, gunzip(&snaps[3].1)).unwrap();
+    let out = bin()
+        .args(["pull", "threatfox-recent", "--file"])
+        .arg(&file)
+        .env("IOCFEED_DATA_DIR", &data)
+        .env("IOCFEED_NOW", "2026-07-09T10:00:00Z")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let done = Instant::now();
+    loop {
+        let r = get(s.addr, "/lists/remus-domains.txt");
+        if r.status == 200 {
+            assert!(r.text().contains("beltka.shop\n"));
+            break;
+        }
+        assert!(done.elapsed() < Duration::from_secs(2), "not served within 2 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The CLI sees the same data.
+    let out = bin().arg("lists").env("IOCFEED_DATA_DIR", &data).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.lines().any(|l| l.starts_with("remus-domains ") && l.contains(" 1 ")), "{text}");
+}
