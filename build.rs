@@ -12,7 +12,10 @@ fn main() {
     let mut out = String::new();
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());
-        out.push_str(&format!("# ---- feeds/{}\n", f.file_name().unwrap().to_string_lossy()));
+        out.push_str(&format!(
+            "# ---- feeds/{}\n",
+            f.file_name().unwrap().to_string_lossy()
+        ));
         out.push_str(&fs::read_to_string(f).expect("read feeds file"));
         out.push('\n');
     }

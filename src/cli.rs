@@ -12,7 +12,11 @@ use crate::config::{Config, Format};
 use crate::{clock, scheduler, serve, store, App};
 
 #[derive(Parser, Debug)]
-#[command(name = "iocfeed", version, about = "ThreatFox IOCs to versioned blocklists (txt, RPZ, CSV) over HTTP")]
+#[command(
+    name = "iocfeed",
+    version,
+    about = "ThreatFox IOCs to versioned blocklists (txt, RPZ, CSV) over HTTP"
+)]
 pub struct Cli {
     /// Configuration file (default: the embedded configuration built from feeds/).
     #[arg(long, global = true, env = "IOCFEED_CONFIG", value_name = "FILE")]
@@ -124,10 +128,15 @@ fn init_logging() {
 /// Loads the configuration and applies environment and command-line overrides.
 fn load(cli: &Cli, listen: Option<String>) -> Result<App, Failure> {
     let mut config = Config::load(cli.config.as_deref()).map_err(usage)?.config;
-    let threatfox = std::env::var("IOCFEED_THREATFOX_URL").ok().filter(|s| !s.is_empty());
+    let threatfox = std::env::var("IOCFEED_THREATFOX_URL")
+        .ok()
+        .filter(|s| !s.is_empty());
     config.apply_overrides(listen, cli.data_dir.clone(), threatfox);
     if config.server.listen.parse::<SocketAddr>().is_err() {
-        return Err(usage(format!("--listen: not an address:port: {:?}", config.server.listen)));
+        return Err(usage(format!(
+            "--listen: not an address:port: {:?}",
+            config.server.listen
+        )));
     }
     let clock = clock::from_env().map_err(usage)?;
     Ok(App::new(config, clock))
@@ -172,7 +181,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
             }
             for n in &names {
                 if app.config.source(n).is_none() {
-                    return Err(usage(format!("no source named {n:?} in {}", config_origin(&cli))));
+                    return Err(usage(format!(
+                        "no source named {n:?} in {}",
+                        config_origin(&cli)
+                    )));
                 }
             }
             let mut failed = None;
@@ -194,7 +206,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let app = load(&cli, None)?;
             let store = app.store().map_err(runtime)?;
             let mut out = String::new();
-            out.push_str(&format!("{:<32} {:>8} {:>8}  {}\n", "LIST", "VERSION", "ENTRIES", "UPDATED"));
+            out.push_str(&format!(
+                "{:<32} {:>8} {:>8}  {}\n",
+                "LIST", "VERSION", "ENTRIES", "UPDATED"
+            ));
             for l in &app.config.lists {
                 let v = store::latest_version(&store.conn, &l.name).map_err(runtime)?;
                 match v {
@@ -205,7 +220,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
                         v.entries,
                         clock::iso(v.published_at)
                     )),
-                    None => out.push_str(&format!("{:<32} {:>8} {:>8}  {}\n", l.name, "-", "-", "never")),
+                    None => out.push_str(&format!(
+                        "{:<32} {:>8} {:>8}  {}\n",
+                        l.name, "-", "-", "never"
+                    )),
                 }
             }
             print!("{out}");
@@ -214,17 +232,27 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Sources => {
             let app = load(&cli, None)?;
             let store = app.store().map_err(runtime)?;
-            println!("{:<24} {:<21} {:<13} {:>8} {:>8} {:>8}  REJECTS / ERROR", "SOURCE", "LAST PULL", "RESULT", "ROWS", "ACCEPTED", "REJECTED");
+            println!(
+                "{:<24} {:<21} {:<13} {:>8} {:>8} {:>8}  REJECTS / ERROR",
+                "SOURCE", "LAST PULL", "RESULT", "ROWS", "ACCEPTED", "REJECTED"
+            );
             for s in &app.config.sources {
                 let st = store::source_state(&store.conn, &s.name).map_err(runtime)?;
                 let detail = match &st.last_error {
                     Some(e) if st.last_result.as_deref() == Some("error") => e.clone(),
-                    _ => st.rejects.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" "),
+                    _ => st
+                        .rejects
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(" "),
                 };
                 println!(
                     "{:<24} {:<21} {:<13} {:>8} {:>8} {:>8}  {}",
                     s.name,
-                    st.last_attempt.map(clock::iso).unwrap_or_else(|| "never".into()),
+                    st.last_attempt
+                        .map(clock::iso)
+                        .unwrap_or_else(|| "never".into()),
                     st.last_result.as_deref().unwrap_or("-"),
                     st.rows,
                     st.accepted,
@@ -243,10 +271,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let app = load(&cli, None)?;
             let fmt = Format::parse(format)
                 .ok_or_else(|| usage(format!("--format {format:?}: use txt, rpz or csv")))?;
-            let l = app
-                .config
-                .list(list)
-                .ok_or_else(|| usage(format!("no list named {list:?} in {}", config_origin(&cli))))?;
+            let l = app.config.list(list).ok_or_else(|| {
+                usage(format!("no list named {list:?} in {}", config_origin(&cli)))
+            })?;
             if !l.formats.contains(&fmt) {
                 return Err(usage(format!("list {list:?} is not published as {format}")));
             }
@@ -261,7 +288,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 .map_err(runtime)?
                 .ok_or_else(|| runtime(format!("list {list:?} v{} has no {format}", v.version)))?;
             match output {
-                Some(p) => std::fs::write(p, &a.body).map_err(|e| runtime(format!("{}: {e}", p.display())))?,
+                Some(p) => std::fs::write(p, &a.body)
+                    .map_err(|e| runtime(format!("{}: {e}", p.display())))?,
                 None => std::io::stdout().write_all(&a.body).map_err(runtime)?,
             }
             Ok(())
@@ -286,7 +314,12 @@ fn serve_cmd(app: App, no_schedule: bool) -> Result<(), Failure> {
         app.store().map_err(runtime)?;
         let listener = tokio::net::TcpListener::bind(&app.config.server.listen)
             .await
-            .map_err(|e| runtime(format!("cannot listen on {}: {e}", app.config.server.listen)))?;
+            .map_err(|e| {
+                runtime(format!(
+                    "cannot listen on {}: {e}",
+                    app.config.server.listen
+                ))
+            })?;
         let addr = listener.local_addr().map_err(runtime)?;
         tracing::info!(data_dir = %app.data_dir.display(), "listening on http://{addr}");
         let app = Arc::new(app);

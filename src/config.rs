@@ -373,10 +373,7 @@ impl Config {
     pub fn parse(origin: &str, text: &str) -> Result<Config, ConfigError> {
         let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             file: origin.to_string(),
-            line: e
-                .span()
-                .map(|s| line_of(text, s.start))
-                .unwrap_or_default(),
+            line: e.span().map(|s| line_of(text, s.start)).unwrap_or_default(),
             message: e.message().trim().replace('\n', " "),
         })?;
         config.validate(origin, text)?;
@@ -409,23 +406,45 @@ impl Config {
             let line = line_of_name(text, &s.name);
             let key = |k: &str| format!("source[{i}].{k}");
             if !valid_name(&s.name) {
-                return Err(err(line, key("name"), format!("{:?}: use letters, digits, '-' and '_'", s.name)));
+                return Err(err(
+                    line,
+                    key("name"),
+                    format!("{:?}: use letters, digits, '-' and '_'", s.name),
+                ));
             }
             if !names.insert(s.name.as_str()) {
-                return Err(err(line, key("name"), format!("duplicate source {:?}", s.name)));
+                return Err(err(
+                    line,
+                    key("name"),
+                    format!("duplicate source {:?}", s.name),
+                ));
             }
             if let Err(e) = crate::scheduler::parse_schedule(&s.schedule) {
                 return Err(err(line, key("schedule"), e));
             }
             match (&s.url, &s.path) {
-                (None, None) => return Err(err(line, key("url"), "either url or path is required".into())),
-                (Some(_), Some(_)) => return Err(err(line, key("url"), "give url or path, not both".into())),
+                (None, None) => {
+                    return Err(err(
+                        line,
+                        key("url"),
+                        "either url or path is required".into(),
+                    ))
+                }
+                (Some(_), Some(_)) => {
+                    return Err(err(line, key("url"), "give url or path, not both".into()))
+                }
                 _ => {}
             }
             let u = s.effective_url(&self.threatfox);
             match url::Url::parse(&u) {
                 Ok(p) if matches!(p.scheme(), "http" | "https" | "file") => {}
-                _ => return Err(err(line, key("url"), format!("not an http(s) or file URL: {u:?}"))),
+                _ => {
+                    return Err(err(
+                        line,
+                        key("url"),
+                        format!("not an http(s) or file URL: {u:?}"),
+                    ))
+                }
             }
         }
         let mut families = HashSet::new();
@@ -443,13 +462,25 @@ impl Config {
             let line = line_of_name(text, &l.name);
             let key = |k: &str| format!("list[{i}].{k}");
             if !valid_name(&l.name) {
-                return Err(err(line, key("name"), format!("{:?}: use letters, digits, '-' and '_'", l.name)));
+                return Err(err(
+                    line,
+                    key("name"),
+                    format!("{:?}: use letters, digits, '-' and '_'", l.name),
+                ));
             }
             if !lists.insert(l.name.as_str()) {
-                return Err(err(line, key("name"), format!("duplicate list {:?}", l.name)));
+                return Err(err(
+                    line,
+                    key("name"),
+                    format!("duplicate list {:?}", l.name),
+                ));
             }
             if l.types.is_empty() {
-                return Err(err(line, key("types"), "at least one type is required".into()));
+                return Err(err(
+                    line,
+                    key("types"),
+                    "at least one type is required".into(),
+                ));
             }
             for t in &l.types {
                 if IocType::parse(t).is_none() {
@@ -461,17 +492,28 @@ impl Config {
                 }
             }
             if l.formats.is_empty() {
-                return Err(err(line, key("formats"), "at least one format is required".into()));
+                return Err(err(
+                    line,
+                    key("formats"),
+                    "at least one format is required".into(),
+                ));
             }
             if l.min_confidence > 100 || l.min_score > 100 {
                 return Err(err(line, key("min_confidence"), "must be 0 to 100".into()));
             }
             if l.retain_versions == 0 {
-                return Err(err(line, key("retain_versions"), "must be at least 1".into()));
+                return Err(err(
+                    line,
+                    key("retain_versions"),
+                    "must be at least 1".into(),
+                ));
             }
             if l.formats.contains(&Format::Rpz) {
                 let types = l.ioc_types();
-                if types.iter().any(|t| !matches!(t, IocType::Domain | IocType::Ip)) {
+                if types
+                    .iter()
+                    .any(|t| !matches!(t, IocType::Domain | IocType::Ip))
+                {
                     return Err(err(
                         line,
                         key("formats"),
@@ -482,13 +524,23 @@ impl Config {
                 let label_ok = |x: &str| {
                     !x.is_empty()
                         && x.len() < 64
-                        && x.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+                        && x.bytes().all(|b| {
+                            b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
+                        })
                 };
                 if !zone.split('.').all(label_ok) {
-                    return Err(err(line, key("rpz.zone"), format!("not a valid lowercase zone name: {zone:?}")));
+                    return Err(err(
+                        line,
+                        key("rpz.zone"),
+                        format!("not a valid lowercase zone name: {zone:?}"),
+                    ));
                 }
                 if zone.len() > 200 {
-                    return Err(err(line, key("rpz.zone"), "zone name too long (at most 200 octets)".into()));
+                    return Err(err(
+                        line,
+                        key("rpz.zone"),
+                        "zone name too long (at most 200 octets)".into(),
+                    ));
                 }
             }
         }
@@ -536,7 +588,8 @@ impl Config {
 fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -572,21 +625,31 @@ mod tests {
         let names: Vec<_> = c.lists.iter().map(|l| l.name.as_str()).collect();
         assert_eq!(
             names,
-            ["remus-domains", "remus-ips", "remus-urls", "threatfox-botnet-cc-domains"]
+            [
+                "remus-domains",
+                "remus-ips",
+                "remus-urls",
+                "threatfox-botnet-cc-domains"
+            ]
         );
         let full = c.source("threatfox-full").unwrap();
         assert_eq!(full.mode, Mode::Full);
         assert_eq!(
-            c.source("threatfox-recent").unwrap().effective_url(&c.threatfox),
+            c.source("threatfox-recent")
+                .unwrap()
+                .effective_url(&c.threatfox),
             "https://threatfox.abuse.ch/export/json/recent/"
         );
     }
 
     #[test]
     fn unknown_key_names_key_and_line() {
-        let e = Config::parse("x.toml", "[server]\nlisten = \"127.0.0.1:1\"\nlisten_port = 3\n")
-            .unwrap_err()
-            .to_string();
+        let e = Config::parse(
+            "x.toml",
+            "[server]\nlisten = \"127.0.0.1:1\"\nlisten_port = 3\n",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.starts_with("x.toml:3:"), "{e}");
         assert!(e.contains("listen_port"), "{e}");
         assert!(!e.contains('\n'), "{e}");

@@ -56,7 +56,11 @@ impl App {
     }
 
     /// Pulls one configured source now, from its URL or from `file`.
-    pub fn pull_source(&self, name: &str, file: Option<&Path>) -> Result<pull::Summary, pull::PullError> {
+    pub fn pull_source(
+        &self,
+        name: &str,
+        file: Option<&Path>,
+    ) -> Result<pull::Summary, pull::PullError> {
         let source = self.config.source(name).ok_or_else(|| pull::PullError {
             source_name: name.to_string(),
             url: String::new(),

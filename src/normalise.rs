@@ -301,7 +301,10 @@ pub fn url(raw: &str) -> Result<String, Reject> {
         return Err(Reject::InvalidCharacter);
     }
     let u = url::Url::parse(s).map_err(|_| Reject::BadUrl)?;
-    if !matches!(u.scheme(), "http" | "https" | "ftp" | "ws" | "wss" | "tcp" | "udp") {
+    if !matches!(
+        u.scheme(),
+        "http" | "https" | "ftp" | "ws" | "wss" | "tcp" | "udp"
+    ) {
         return Err(Reject::BadUrl);
     }
     match u.host() {
@@ -381,7 +384,10 @@ mod tests {
         assert_eq!(ip_port("[2a01:4f8::1]x"), Err(Reject::BadAddress));
         assert_eq!(ip_port("255.255.255.255"), Err(Reject::ReservedAddress));
         assert_eq!(ip_port("fe80::1"), Err(Reject::ReservedAddress));
-        assert_eq!(ip_port("8.8.8.8").unwrap(), ("8.8.8.8".parse().unwrap(), None));
+        assert_eq!(
+            ip_port("8.8.8.8").unwrap(),
+            ("8.8.8.8".parse().unwrap(), None)
+        );
     }
 
     #[test]

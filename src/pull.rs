@@ -82,7 +82,9 @@ fn run_inner(
         .map(|p| p.join("tmp"))
         .unwrap_or_else(|| "tmp".into());
     let fetched = match input {
-        Input::Fetch => fetch::fetch(source, url, &previous.validators, &tmp).map_err(|e| e.to_string())?,
+        Input::Fetch => {
+            fetch::fetch(source, url, &previous.validators, &tmp).map_err(|e| e.to_string())?
+        }
         Input::File(p) => Fetched::Body {
             path: p.to_path_buf(),
             validators: Validators::default(),
@@ -91,7 +93,8 @@ fn run_inner(
     };
     let (path, validators) = match &fetched {
         Fetched::NotModified => {
-            store::record_not_modified(&store.conn, &source.name, now).map_err(|e| e.to_string())?;
+            store::record_not_modified(&store.conn, &source.name, now)
+                .map_err(|e| e.to_string())?;
             return Ok(Summary {
                 source: source.name.clone(),
                 not_modified: true,
@@ -115,11 +118,16 @@ fn run_inner(
         }
         let outcome = match row {
             Ok(report) => match normalise::normalise(&report.ioc_type, &report.value) {
-                Ok(ind) => store::upsert_report(&tx, &source.name, &ind, &report, now).map(|_| None),
-                Err(reason) => store::add_reject(&tx, &source.name, reason.as_str(), &report.value, now)
-                    .map(|_| Some(reason.as_str())),
+                Ok(ind) => {
+                    store::upsert_report(&tx, &source.name, &ind, &report, now).map(|_| None)
+                }
+                Err(reason) => {
+                    store::add_reject(&tx, &source.name, reason.as_str(), &report.value, now)
+                        .map(|_| Some(reason.as_str()))
+                }
             },
-            Err(bad) => store::add_reject(&tx, &source.name, bad.reason, &bad.raw, now).map(|_| Some(bad.reason)),
+            Err(bad) => store::add_reject(&tx, &source.name, bad.reason, &bad.raw, now)
+                .map(|_| Some(bad.reason)),
         };
         match outcome {
             Ok(None) => summary.accepted += 1,

@@ -19,7 +19,11 @@ pub fn parse_schedule(s: &str) -> Result<cron::Schedule, String> {
     let expr = match fields {
         5 => format!("0 {s}"),
         6 | 7 => s.to_string(),
-        n => return Err(format!("{s:?}: expected 5 fields (minute hour day month weekday), got {n}")),
+        n => {
+            return Err(format!(
+                "{s:?}: expected 5 fields (minute hour day month weekday), got {n}"
+            ))
+        }
     };
     cron::Schedule::from_str(&expr).map_err(|e| format!("{s:?}: {e}"))
 }
@@ -37,11 +41,7 @@ pub fn backoff(failures: u32) -> chrono::Duration {
 }
 
 /// When a source runs next: after a failure, the earlier of its backoff and its schedule.
-pub fn next_run(
-    schedule: &cron::Schedule,
-    now: DateTime<Utc>,
-    failures: u32,
-) -> DateTime<Utc> {
+pub fn next_run(schedule: &cron::Schedule, now: DateTime<Utc>, failures: u32) -> DateTime<Utc> {
     let scheduled = next_after(schedule, now).unwrap_or(now + chrono::Duration::days(1));
     if failures == 0 {
         scheduled

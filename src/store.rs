@@ -181,7 +181,10 @@ pub fn upsert_report(
 pub fn add_reject(tx: &Connection, source: &str, reason: &str, raw: &str, now: i64) -> Result<()> {
     let mut escaped: String = raw.escape_debug().collect();
     if escaped.len() > 512 {
-        let cut = (0..=512).rev().find(|i| escaped.is_char_boundary(*i)).unwrap_or(0);
+        let cut = (0..=512)
+            .rev()
+            .find(|i| escaped.is_char_boundary(*i))
+            .unwrap_or(0);
         escaped.truncate(cut);
         escaped.push('…');
     }
@@ -258,7 +261,9 @@ pub fn for_each_candidate(
             malware: row.get(8)?,
             alias: row.get(9)?,
             threat_type: row.get(10)?,
-            port: row.get::<_, Option<i64>>(11)?.and_then(|p| u16::try_from(p).ok()),
+            port: row
+                .get::<_, Option<i64>>(11)?
+                .and_then(|p| u16::try_from(p).ok()),
             reference: row.get(12)?,
             tags: row.get(13)?,
             pulled_last: row.get(14)?,
@@ -469,7 +474,14 @@ pub fn last_serial(conn: &Connection, list: &str) -> Result<i64> {
 pub fn insert_version(tx: &Connection, v: &VersionRow) -> Result<()> {
     tx.execute(
         &format!("INSERT INTO list_version ({VERSION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
-        params![v.list, v.version, v.serial, v.published_at, v.entries, v.members],
+        params![
+            v.list,
+            v.version,
+            v.serial,
+            v.published_at,
+            v.entries,
+            v.members
+        ],
     )?;
     tx.execute(
         "INSERT INTO list_state (list, last_serial) VALUES (?1, ?2)
@@ -507,7 +519,13 @@ pub struct Artifact {
     pub etag: String,
 }
 
-pub fn insert_artifact(tx: &Connection, list: &str, version: i64, format: &str, a: &Artifact) -> Result<()> {
+pub fn insert_artifact(
+    tx: &Connection,
+    list: &str,
+    version: i64,
+    format: &str,
+    a: &Artifact,
+) -> Result<()> {
     tx.execute(
         "INSERT OR REPLACE INTO artifact (list, version, format, body, gzip, etag) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![list, version, format, a.body, a.gzip, a.etag],
@@ -515,7 +533,12 @@ pub fn insert_artifact(tx: &Connection, list: &str, version: i64, format: &str, 
     Ok(())
 }
 
-pub fn artifact(conn: &Connection, list: &str, version: i64, format: &str) -> Result<Option<Artifact>> {
+pub fn artifact(
+    conn: &Connection,
+    list: &str,
+    version: i64,
+    format: &str,
+) -> Result<Option<Artifact>> {
     Ok(conn
         .prepare_cached("SELECT body, gzip, etag FROM artifact WHERE list = ?1 AND version = ?2 AND format = ?3")?
         .query_row(params![list, version, format], |r| {
@@ -537,9 +560,14 @@ pub fn has_artifact(conn: &Connection, list: &str, version: i64, format: &str) -
 }
 
 /// Size in bytes of each format of a version.
-pub fn artifact_sizes(conn: &Connection, list: &str, version: i64) -> Result<BTreeMap<String, i64>> {
-    let mut stmt = conn
-        .prepare_cached("SELECT format, length(body) FROM artifact WHERE list = ?1 AND version = ?2")?;
+pub fn artifact_sizes(
+    conn: &Connection,
+    list: &str,
+    version: i64,
+) -> Result<BTreeMap<String, i64>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT format, length(body) FROM artifact WHERE list = ?1 AND version = ?2",
+    )?;
     let rows = stmt.query_map(params![list, version], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }

@@ -28,7 +28,11 @@ impl Drop for Served {
 
 impl Served {
     fn start(mut cmd: std::process::Command) -> Served {
-        let mut child = cmd.stderr(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
+        let mut child = cmd
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
         let (tx, lines) = mpsc::channel();
         let stderr = child.stderr.take().unwrap();
         std::thread::spawn(move || {
@@ -43,7 +47,15 @@ impl Served {
             seen: Vec::new(),
         };
         let line = s.wait_line(|l| l.contains("listening on http://"));
-        s.addr = line.split("listening on http://").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
+        s.addr = line
+            .split("listening on http://")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
         s
     }
 
@@ -77,7 +89,10 @@ fn serve_on_the_embedded_default_without_network() {
     // It created its data directory and database in the working directory.
     assert!(dir.path().join("iocfeed-data/iocfeed.sqlite").exists());
     // Each source was pulled at once (never pulled before), failed, and said so in one line naming the URL.
-    for (source, path) in [("threatfox-recent", "/export/json/recent/"), ("threatfox-full", "/export/json/full/")] {
+    for (source, path) in [
+        ("threatfox-recent", "/export/json/recent/"),
+        ("threatfox-full", "/export/json/full/"),
+    ] {
         let url = format!("http://127.0.0.1:9{path}");
         let line = s.wait_line(|l| l.contains(&format!("pull {source} from {url} failed:")));
         assert!(line.contains("WARN"), "{line}");
@@ -88,36 +103,70 @@ fn serve_on_the_embedded_default_without_network() {
     let r = get(s.addr, "/lists");
     assert_eq!(r.status, 200);
     let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
-    let names: Vec<&str> = v.as_array().unwrap().iter().map(|l| l["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["remus-domains", "remus-ips", "remus-urls", "threatfox-botnet-cc-domains"]);
+    let names: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "remus-domains",
+            "remus-ips",
+            "remus-urls",
+            "threatfox-botnet-cc-domains"
+        ]
+    );
     assert!(v[0]["version"].is_null());
     assert_eq!(get(s.addr, "/healthz").status, 200);
     assert_eq!(get(s.addr, "/readyz").status, 503);
     let sources: serde_json::Value = serde_json::from_slice(&get(s.addr, "/sources").body).unwrap();
     assert_eq!(sources[0]["result"], "error");
-    assert!(sources[0]["error"].as_str().unwrap().contains("127.0.0.1:9"), "{sources}");
+    assert!(
+        sources[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("127.0.0.1:9"),
+        "{sources}"
+    );
 }
 
 #[test]
 fn default_listen_address_and_config_commands() {
-    let out = bin().args(["config", "show"]).env_remove("IOCFEED_CONFIG").output().unwrap();
+    let out = bin()
+        .args(["config", "show"])
+        .env_remove("IOCFEED_CONFIG")
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("listen = \"127.0.0.1:8080\""), "{text}");
     assert!(text.contains("schedule = \"*/15 * * * *\""), "{text}");
     assert!(text.contains("mode = \"full\""), "{text}");
 
-    let out = bin().args(["config", "check"]).env_remove("IOCFEED_CONFIG").output().unwrap();
+    let out = bin()
+        .args(["config", "check"])
+        .env_remove("IOCFEED_CONFIG")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0));
 
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, "[server]\nlisten = \"127.0.0.1:8080\"\n\n[[list]]\nname = \"x\"\ntypes = [\"domain\"]\nformats = [\"txt\"]\nmin_confidnce = 3\n").unwrap();
-    let out = bin().args(["config", "check", "--config"]).arg(&bad).output().unwrap();
+    let out = bin()
+        .args(["config", "check", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8(out.stderr).unwrap();
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("bad.toml:8:") && err.contains("min_confidnce"), "{err}");
+    assert!(
+        err.contains("bad.toml:8:") && err.contains("min_confidnce"),
+        "{err}"
+    );
 
     let out = bin().args(["pull", "no-such-source"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -144,7 +193,11 @@ fn a_pull_beside_serve_is_served_within_two_seconds() {
         .env("IOCFEED_NOW", "2026-07-09T10:00:00Z")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let done = Instant::now();
     loop {
         let r = get(s.addr, "/lists/remus-domains.txt");
@@ -152,11 +205,22 @@ fn a_pull_beside_serve_is_served_within_two_seconds() {
             assert!(r.text().contains("beltka.shop\n"));
             break;
         }
-        assert!(done.elapsed() < Duration::from_secs(2), "not served within 2 s");
+        assert!(
+            done.elapsed() < Duration::from_secs(2),
+            "not served within 2 s"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     // The CLI sees the same data.
-    let out = bin().arg("lists").env("IOCFEED_DATA_DIR", &data).output().unwrap();
+    let out = bin()
+        .arg("lists")
+        .env("IOCFEED_DATA_DIR", &data)
+        .output()
+        .unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.lines().any(|l| l.starts_with("remus-domains ") && l.contains(" 1 ")), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("remus-domains ") && l.contains(" 1 ")),
+        "{text}"
+    );
 }

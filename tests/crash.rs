@@ -69,21 +69,33 @@ fn sigkill_mid_pull_keeps_the_database_and_the_last_version() {
         match lines.next() {
             Some(Ok(l)) if l.contains("pull in progress") => break,
             Some(Ok(l)) => seen.push(l),
-            _ => panic!("the pull ended before reporting progress:\n{}", seen.join("\n")),
+            _ => panic!(
+                "the pull ended before reporting progress:\n{}",
+                seen.join("\n")
+            ),
         }
     }
     child.kill().unwrap(); // SIGKILL
     let status = child.wait().unwrap();
     assert!(!status.success());
-    assert!(data.join("iocfeed.sqlite-wal").exists(), "the transaction was under way");
+    assert!(
+        data.join("iocfeed.sqlite-wal").exists(),
+        "the transaction was under way"
+    );
 
     // The database is consistent and holds nothing of the killed pull.
     {
         let conn = rusqlite::Connection::open(data.join("iocfeed.sqlite")).unwrap();
-        let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+        let check: String = conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(check, "ok");
         let leaked: i64 = conn
-            .query_row("SELECT count(*) FROM ioc WHERE value LIKE '%remus-crash%'", [], |r| r.get(0))
+            .query_row(
+                "SELECT count(*) FROM ioc WHERE value LIKE '%remus-crash%'",
+                [],
+                |r| r.get(0),
+            )
             .unwrap();
         assert_eq!(leaked, 0);
         assert_eq!(store::versions(&conn, "remus-domains").unwrap().len(), 1);

@@ -35,13 +35,28 @@ fn caching_conditionals_head_gzip_and_404s() {
     assert!(cur.text().contains("beltka.shop\n"));
 
     // 304 on If-None-Match and on If-Modified-Since, with no body.
-    let r = request(a, "GET", "/lists/remus-domains.txt", &[("If-None-Match", &etag)]);
+    let r = request(
+        a,
+        "GET",
+        "/lists/remus-domains.txt",
+        &[("If-None-Match", &etag)],
+    );
     assert_eq!(r.status, 304);
     assert!(r.body.is_empty());
     assert_eq!(r.header("etag"), Some(etag.as_str()));
-    let r = request(a, "GET", "/lists/remus-domains.txt", &[("If-Modified-Since", &last_modified)]);
+    let r = request(
+        a,
+        "GET",
+        "/lists/remus-domains.txt",
+        &[("If-Modified-Since", &last_modified)],
+    );
     assert_eq!(r.status, 304);
-    let r = request(a, "GET", "/lists/remus-domains.txt", &[("If-None-Match", "\"other\"")]);
+    let r = request(
+        a,
+        "GET",
+        "/lists/remus-domains.txt",
+        &[("If-None-Match", "\"other\"")],
+    );
     assert_eq!(r.status, 200);
     let r = request(
         a,
@@ -56,27 +71,50 @@ fn caching_conditionals_head_gzip_and_404s() {
     let g = get(a, "/lists/remus-domains.rpz");
     assert_eq!(h.status, 200);
     assert!(h.body.is_empty());
-    assert_eq!(h.header("content-length"), Some(g.body.len().to_string().as_str()));
+    assert_eq!(
+        h.header("content-length"),
+        Some(g.body.len().to_string().as_str())
+    );
     assert_eq!(h.header("etag"), g.header("etag"));
 
     // gzip only when accepted; byte-identical across requests; decompresses to the identity body.
-    let z1 = request(a, "GET", "/lists/remus-domains.csv", &[("Accept-Encoding", "gzip, deflate")]);
-    let z2 = request(a, "GET", "/lists/remus-domains.csv", &[("Accept-Encoding", "gzip")]);
+    let z1 = request(
+        a,
+        "GET",
+        "/lists/remus-domains.csv",
+        &[("Accept-Encoding", "gzip, deflate")],
+    );
+    let z2 = request(
+        a,
+        "GET",
+        "/lists/remus-domains.csv",
+        &[("Accept-Encoding", "gzip")],
+    );
     let plain = get(a, "/lists/remus-domains.csv");
     assert_eq!(z1.header("content-encoding"), Some("gzip"));
     assert_eq!(z1.body, z2.body);
     assert_ne!(z1.header("etag"), plain.header("etag"));
     let mut unzipped = Vec::new();
-    flate2::read::GzDecoder::new(&z1.body[..]).read_to_end(&mut unzipped).unwrap();
+    flate2::read::GzDecoder::new(&z1.body[..])
+        .read_to_end(&mut unzipped)
+        .unwrap();
     assert_eq!(unzipped, plain.body);
     assert_eq!(plain.header("content-encoding"), None);
-    let no = request(a, "GET", "/lists/remus-domains.csv", &[("Accept-Encoding", "gzip;q=0")]);
+    let no = request(
+        a,
+        "GET",
+        "/lists/remus-domains.csv",
+        &[("Accept-Encoding", "gzip;q=0")],
+    );
     assert_eq!(no.header("content-encoding"), None);
 
     // Versioned URLs are immutable; v1 differs from the current v2.
     let v1 = get(a, "/lists/remus-domains/v1.txt");
     assert_eq!(v1.status, 200);
-    assert_eq!(v1.header("cache-control"), Some("public, max-age=31536000, immutable"));
+    assert_eq!(
+        v1.header("cache-control"),
+        Some("public, max-age=31536000, immutable")
+    );
     assert_eq!(v1.header("x-iocfeed-version"), Some("1"));
     assert!(!v1.text().contains("beltka.shop"));
     let v2 = get(a, "/lists/remus-domains/v2.txt");
@@ -96,16 +134,28 @@ fn caching_conditionals_head_gzip_and_404s() {
         let r = get(a, path);
         assert_eq!(r.status, 404, "{path}");
         let t = r.text();
-        assert!(t.starts_with("not found: ") && t.ends_with('\n') && t.matches('\n').count() == 1, "{path}: {t:?}");
+        assert!(
+            t.starts_with("not found: ") && t.ends_with('\n') && t.matches('\n').count() == 1,
+            "{path}: {t:?}"
+        );
     }
 
     // The index and the version list.
     let idx: serde_json::Value = serde_json::from_slice(&get(a, "/lists").body).unwrap();
-    let rd = idx.as_array().unwrap().iter().find(|l| l["name"] == "remus-domains").unwrap();
+    let rd = idx
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["name"] == "remus-domains")
+        .unwrap();
     assert_eq!(rd["version"], 2);
     assert_eq!(rd["urls"]["rpz"], "/lists/remus-domains.rpz");
-    assert_eq!(rd["sizes"]["txt"].as_u64().unwrap() as usize, cur.body.len());
-    let vs: serde_json::Value = serde_json::from_slice(&get(a, "/lists/remus-domains/versions").body).unwrap();
+    assert_eq!(
+        rd["sizes"]["txt"].as_u64().unwrap() as usize,
+        cur.body.len()
+    );
+    let vs: serde_json::Value =
+        serde_json::from_slice(&get(a, "/lists/remus-domains/versions").body).unwrap();
     let vs = vs.as_array().unwrap();
     assert_eq!(vs.len(), 2);
     assert!(vs[1]["serial"].as_i64() > vs[0]["serial"].as_i64());
@@ -117,7 +167,10 @@ fn caching_conditionals_head_gzip_and_404s() {
 #[test]
 fn readyz_is_503_until_something_is_published() {
     let dir = tempfile::tempdir().unwrap();
-    let (app, _clock) = app(default_config("http://127.0.0.1:1", dir.path()), chrono::Utc::now());
+    let (app, _clock) = app(
+        default_config("http://127.0.0.1:1", dir.path()),
+        chrono::Utc::now(),
+    );
     app.store().unwrap();
     let server = TestServer::start(app);
     assert_eq!(get(server.addr, "/readyz").status, 503);

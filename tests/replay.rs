@@ -21,7 +21,12 @@ struct Expected {
 
 fn ts(v: &Value) -> Option<i64> {
     let s = v.as_str()?;
-    Some(chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").ok()?.and_utc().timestamp())
+    Some(
+        chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S")
+            .ok()?
+            .and_utc()
+            .timestamp(),
+    )
 }
 
 /// The test's own reading of a value: enough to key the real data (not the product's normaliser).
@@ -33,11 +38,19 @@ fn key(ioc_type: &str, raw: &str) -> (String, String) {
             let ip = if let Some(rest) = raw.strip_prefix('[') {
                 rest.split(']').next().unwrap().to_string()
             } else {
-                raw.rsplit_once(':').map(|(a, _)| a).unwrap_or(raw).to_string()
+                raw.rsplit_once(':')
+                    .map(|(a, _)| a)
+                    .unwrap_or(raw)
+                    .to_string()
             };
             ("ip".into(), ip)
         }
-        "url" => ("url".into(), url::Url::parse(raw).map(|u| u.to_string()).unwrap_or(raw.into())),
+        "url" => (
+            "url".into(),
+            url::Url::parse(raw)
+                .map(|u| u.to_string())
+                .unwrap_or(raw.into()),
+        ),
         "md5_hash" => ("md5".into(), raw.to_lowercase()),
         "sha1_hash" => ("sha1".into(), raw.to_lowercase()),
         "sha256_hash" => ("sha256".into(), raw.to_lowercase()),
@@ -49,8 +62,12 @@ fn merge_snapshot(into: &mut BTreeMap<(String, String), Expected>, bytes: &[u8])
     let v: Value = serde_json::from_slice(bytes).unwrap();
     for reports in v.as_object().unwrap().values() {
         for r in reports.as_array().unwrap() {
-            let k = key(r["ioc_type"].as_str().unwrap(), r["ioc_value"].as_str().unwrap());
-            let remus = r["malware_printable"].as_str() == Some("Remus") || r["malware"].as_str() == Some("win.remus");
+            let k = key(
+                r["ioc_type"].as_str().unwrap(),
+                r["ioc_value"].as_str().unwrap(),
+            );
+            let remus = r["malware_printable"].as_str() == Some("Remus")
+                || r["malware"].as_str() == Some("win.remus");
             let e = into.entry(k).or_insert(Expected {
                 first_seen: None,
                 last_seen: None,
@@ -68,7 +85,9 @@ fn merge_snapshot(into: &mut BTreeMap<(String, String), Expected>, bytes: &[u8])
                 (Some(a), Some(b)) => Some(a.max(b)),
                 (a, b) => a.or(b),
             };
-            e.confidence = e.confidence.max(r["confidence_level"].as_u64().unwrap() as u8);
+            e.confidence = e
+                .confidence
+                .max(r["confidence_level"].as_u64().unwrap() as u8);
             e.remus |= remus;
             e.raw.push(r["ioc_value"].as_str().unwrap().to_string());
         }
@@ -118,11 +137,17 @@ fn replay_of_24_real_snapshots() {
     // Every stored IOC's first_seen, last_seen and confidence are those computed from the raw files.
     let store = app.store().unwrap();
     let stored = store::all_iocs(&store.conn).unwrap();
-    let rejected: BTreeSet<String> = store::rejects(&store.conn).unwrap().into_iter().map(|r| r.2).collect();
+    let rejected: BTreeSet<String> = store::rejects(&store.conn)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.2)
+        .collect();
     let mut seen = BTreeSet::new();
     for s in &stored {
         let k = (s.ioc_type.clone(), s.value.clone());
-        let e = expected.get(&k).unwrap_or_else(|| panic!("stored {k:?} is in no snapshot"));
+        let e = expected
+            .get(&k)
+            .unwrap_or_else(|| panic!("stored {k:?} is in no snapshot"));
         assert_eq!(s.first_seen, e.first_seen, "first_seen of {k:?}");
         assert_eq!(s.last_seen, e.last_seen, "last_seen of {k:?}");
         assert_eq!(s.confidence, e.confidence, "confidence of {k:?}");
@@ -132,14 +157,20 @@ fn replay_of_24_real_snapshots() {
     for (k, e) in &expected {
         if !seen.contains(k) {
             assert!(
-                e.raw.iter().all(|r| rejected.contains(&r.escape_debug().to_string())),
+                e.raw
+                    .iter()
+                    .all(|r| rejected.contains(&r.escape_debug().to_string())),
                 "{k:?} neither stored nor rejected"
             );
         }
     }
     // Rejections are rare on this data (reserved addresses and the like); nearly everything is stored.
     let unstored = expected.len() - seen.len();
-    assert!(unstored * 100 < expected.len(), "{unstored} of {} distinct IOCs not stored", expected.len());
+    assert!(
+        unstored * 100 < expected.len(),
+        "{unstored} of {} distinct IOCs not stored",
+        expected.len()
+    );
 
     // The Remus domain list holds exactly the expected set, and it has one version per change of that set.
     let final_set = remus_domains(&expected);
@@ -147,7 +178,10 @@ fn replay_of_24_real_snapshots() {
     let versions = store::versions(&store.conn, "remus-domains").unwrap();
     assert_eq!(versions.len(), changes, "versions of remus-domains");
     assert_eq!(versions.last().unwrap().entries as usize, final_set.len());
-    assert_eq!(changes, 4, "the Remus domain set of these snapshots changes 4 times");
+    assert_eq!(
+        changes, 4,
+        "the Remus domain set of these snapshots changes 4 times"
+    );
 
     // v1 still returns its original bytes and ETag.
     let v1 = v1.unwrap();

@@ -29,7 +29,9 @@ fn every_replayed_rpz_version_passes_named_checkzone() {
         }
         let mut last_serial = 0;
         for v in store::versions(&st.conn, &list.name).unwrap() {
-            let a = store::artifact(&st.conn, &list.name, v.version, "rpz").unwrap().unwrap();
+            let a = store::artifact(&st.conn, &list.name, v.version, "rpz")
+                .unwrap()
+                .unwrap();
             let f = dir.path().join(format!("{}-v{}.rpz", list.name, v.version));
             std::fs::write(&f, &a.body).unwrap();
             let out = Command::new("named-checkzone")
@@ -40,7 +42,10 @@ fn every_replayed_rpz_version_passes_named_checkzone() {
                 .unwrap();
             let text = String::from_utf8_lossy(&out.stdout);
             assert!(out.status.success(), "{} v{}: {text}", list.name, v.version);
-            assert!(text.contains(&format!("loaded serial {}", v.serial)), "{text}");
+            assert!(
+                text.contains(&format!("loaded serial {}", v.serial)),
+                "{text}"
+            );
             assert!(v.serial > last_serial, "serials increase");
             last_serial = v.serial;
             checked += 1;
@@ -105,8 +110,15 @@ rpz:
         ),
     )
     .unwrap();
-    let check = Command::new("unbound-checkconf").arg(&conf).output().unwrap();
-    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
+    let check = Command::new("unbound-checkconf")
+        .arg(&conf)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
     let child = Command::new("unbound")
         .arg("-d")
         .arg("-c")
@@ -115,13 +127,26 @@ rpz:
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    Unbound { child, port, conf, log }
+    Unbound {
+        child,
+        port,
+        conf,
+        log,
+    }
 }
 
 /// The RCODE and answer section Unbound gives for `name`.
 fn dig(port: u16, name: &str) -> (String, String) {
     let out = Command::new("dig")
-        .args(["@127.0.0.1", "-p", &port.to_string(), "+time=2", "+tries=1", name, "A"])
+        .args([
+            "@127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "+time=2",
+            "+tries=1",
+            name,
+            "A",
+        ])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).to_string();
@@ -141,7 +166,10 @@ fn wait_for_status(port: u16, name: &str, want: &str) -> String {
         if status == want {
             return text;
         }
-        assert!(Instant::now() < deadline, "{name}: wanted {want}, last answer:\n{text}");
+        assert!(
+            Instant::now() < deadline,
+            "{name}: wanted {want}, last answer:\n{text}"
+        );
         std::thread::sleep(Duration::from_millis(250));
     }
 }
@@ -154,7 +182,10 @@ fn unbound_enforces_the_rpz_served_over_http_and_follows_new_versions() {
     let snaps = snapshots();
     let dir = tempfile::tempdir().unwrap();
     let upstream = Upstream::start();
-    let (app, clock) = app(default_config(&upstream.base_url(), &dir.path().join("data")), snaps[0].0);
+    let (app, clock) = app(
+        default_config(&upstream.base_url(), &dir.path().join("data")),
+        snaps[0].0,
+    );
     // Snapshots 1–3 list desecq.shop, leafot.xyz and sweetvp.xyz; snapshot 4 adds beltka.shop.
     replay(&app, &clock, &upstream, &snaps[..3]);
     let server = TestServer::start(app.clone());
@@ -170,22 +201,37 @@ fn unbound_enforces_the_rpz_served_over_http_and_follows_new_versions() {
     let text = wait_for_status(ub.port, "unlisted.example", "NOERROR");
     assert!(text.contains("192.0.2.7"), "{text}");
     let log = std::fs::read_to_string(&ub.log).unwrap();
-    assert!(log.contains("rpz: applied [iocfeed-remus] desecq.shop."), "no rpz-log hit:\n{log}");
-    assert!(!log.contains("unlisted.example"), "an rpz rewrite touched the unlisted name:\n{log}");
+    assert!(
+        log.contains("rpz: applied [iocfeed-remus] desecq.shop."),
+        "no rpz-log hit:\n{log}"
+    );
+    assert!(
+        !log.contains("unlisted.example"),
+        "an rpz rewrite touched the unlisted name:\n{log}"
+    );
 
     // Not yet listed.
     assert_ne!(dig(ub.port, "beltka.shop").0, "NXDOMAIN");
     // A pull adds it; a zone transfer (HTTP fetch) makes Unbound enforce it.
     replay(&app, &clock, &upstream, &snaps[3..4]);
-    assert!(get(server.addr, "/lists/remus-domains.txt").text().contains("beltka.shop\n"));
+    assert!(get(server.addr, "/lists/remus-domains.txt")
+        .text()
+        .contains("beltka.shop\n"));
     let out = Command::new("unbound-control")
         .arg("-c")
         .arg(&ub.conf)
         .args(["auth_zone_transfer", "remus.rpz.iocfeed."])
         .output()
         .unwrap();
-    assert!(out.status.success(), "unbound-control: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "unbound-control: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     wait_for_status(ub.port, "beltka.shop", "NXDOMAIN");
     let log = std::fs::read_to_string(&ub.log).unwrap();
-    assert!(log.contains("rpz: applied [iocfeed-remus] beltka.shop."), "{log}");
+    assert!(
+        log.contains("rpz: applied [iocfeed-remus] beltka.shop."),
+        "{log}"
+    );
 }

@@ -57,9 +57,16 @@ fn family_matches(r: &store::ReportRow, spellings: &[String]) -> bool {
 
 /// True when `name` is `pattern` or below it; `*.example.com` and `example.com` both cover the subtree.
 pub fn name_covered(name: &str, pattern: &str) -> bool {
-    let p = pattern.trim().trim_start_matches("*.").trim_end_matches('.');
+    let p = pattern
+        .trim()
+        .trim_start_matches("*.")
+        .trim_end_matches('.');
     let p = p.to_ascii_lowercase();
-    !p.is_empty() && (name == p || name.strip_suffix(p.as_str()).is_some_and(|h| h.ends_with('.')))
+    !p.is_empty()
+        && (name == p
+            || name
+                .strip_suffix(p.as_str())
+                .is_some_and(|h| h.ends_with('.')))
 }
 
 /// The host name an entry is about, for exclusions (domains, and the host of URLs).
@@ -74,7 +81,12 @@ fn entry_host(t: IocType, value: &str) -> Option<String> {
 }
 
 /// Selects the entries of `list` at time `now`, sorted by value.
-pub fn select(conn: &Connection, cfg: &Config, list: &ListConfig, now: i64) -> store::Result<Vec<Entry>> {
+pub fn select(
+    conn: &Connection,
+    cfg: &Config,
+    list: &ListConfig,
+    now: i64,
+) -> store::Result<Vec<Entry>> {
     let spellings: Vec<Vec<String>> = list
         .families
         .iter()
@@ -94,7 +106,9 @@ pub fn select(conn: &Connection, cfg: &Config, list: &ListConfig, now: i64) -> s
     for t in list.ioc_types() {
         store::for_each_candidate(conn, t.as_str(), list.min_confidence, &mut |c| {
             let family_ok = spellings.is_empty()
-                || c.reports.iter().any(|r| spellings.iter().any(|s| family_matches(r, s)));
+                || c.reports
+                    .iter()
+                    .any(|r| spellings.iter().any(|s| family_matches(r, s)));
             let threat_ok = list.threat_types.is_empty()
                 || c.reports.iter().any(|r| {
                     r.threat_type
@@ -285,7 +299,10 @@ mod tests {
 
     #[test]
     fn exclusions_cover_subtrees_only() {
-        assert!(name_covered("http-inputs-triad.splunkcloud.com", "splunkcloud.com"));
+        assert!(name_covered(
+            "http-inputs-triad.splunkcloud.com",
+            "splunkcloud.com"
+        ));
         assert!(name_covered("splunkcloud.com", "*.splunkcloud.com"));
         assert!(!name_covered("notsplunkcloud.com", "splunkcloud.com"));
         assert!(!name_covered("x.com", "*."));

@@ -79,7 +79,10 @@ pub fn ip_trigger(ip: IpAddr) -> String {
             let text = v6.to_string();
             let (left, right) = text.split_once("::").unwrap_or((&text, ""));
             let split = |s: &str| -> Vec<String> {
-                s.split(':').filter(|x| !x.is_empty()).map(str::to_string).collect()
+                s.split(':')
+                    .filter(|x| !x.is_empty())
+                    .map(str::to_string)
+                    .collect()
             };
             let mut parts: Vec<String> = split(right).into_iter().rev().collect();
             if text.contains("::") {

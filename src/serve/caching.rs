@@ -66,7 +66,10 @@ mod tests {
 
     #[test]
     fn gzip_negotiation() {
-        assert!(accepts_gzip(&h(&[(header::ACCEPT_ENCODING, "br, gzip;q=0.5")])));
+        assert!(accepts_gzip(&h(&[(
+            header::ACCEPT_ENCODING,
+            "br, gzip;q=0.5"
+        )])));
         assert!(!accepts_gzip(&h(&[(header::ACCEPT_ENCODING, "gzip;q=0")])));
         assert!(!accepts_gzip(&h(&[(header::ACCEPT_ENCODING, "identity")])));
         assert!(!accepts_gzip(&h(&[])));
@@ -74,8 +77,16 @@ mod tests {
 
     #[test]
     fn conditionals() {
-        assert!(not_modified(&h(&[(header::IF_NONE_MATCH, "\"x\", \"abc\"")]), "abc", 10));
-        assert!(!not_modified(&h(&[(header::IF_NONE_MATCH, "\"x\"")]), "abc", 10));
+        assert!(not_modified(
+            &h(&[(header::IF_NONE_MATCH, "\"x\", \"abc\"")]),
+            "abc",
+            10
+        ));
+        assert!(!not_modified(
+            &h(&[(header::IF_NONE_MATCH, "\"x\"")]),
+            "abc",
+            10
+        ));
         let ims = h(&[(header::IF_MODIFIED_SINCE, "Thu, 01 Jan 1970 00:00:10 GMT")]);
         assert!(not_modified(&ims, "abc", 10));
         assert!(!not_modified(&ims, "abc", 11));

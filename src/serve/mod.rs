@@ -63,8 +63,8 @@ pub async fn run(
         app,
         readers: Mutex::new(Vec::new()),
     });
-    let router = routes::router(state.clone())
-        .layer(middleware::from_fn_with_state(state.clone(), limits));
+    let router =
+        routes::router(state.clone()).layer(middleware::from_fn_with_state(state.clone(), limits));
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await
@@ -77,7 +77,11 @@ async fn limits(
     next: Next,
 ) -> Response {
     let Ok(_permit) = state.permits.try_acquire() else {
-        return (StatusCode::SERVICE_UNAVAILABLE, "server busy, retry later\n").into_response();
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server busy, retry later\n",
+        )
+            .into_response();
     };
     let timeout = Duration::from_secs(state.app.config.server.request_timeout_secs.max(1));
     match tokio::time::timeout(timeout, next.run(req)).await {

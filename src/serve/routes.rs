@@ -54,13 +54,19 @@ async fn index(State(st): St) -> Response {
             for l in &cfg.lists {
                 let v = store::latest_version(conn, &l.name).map_err(|e| e.to_string())?;
                 let sizes = match &v {
-                    Some(v) => store::artifact_sizes(conn, &l.name, v.version).map_err(|e| e.to_string())?,
+                    Some(v) => store::artifact_sizes(conn, &l.name, v.version)
+                        .map_err(|e| e.to_string())?,
                     None => Default::default(),
                 };
                 let urls: serde_json::Map<String, serde_json::Value> = l
                     .formats
                     .iter()
-                    .map(|f| (f.as_str().to_string(), json!(format!("/lists/{}.{}", l.name, f.as_str()))))
+                    .map(|f| {
+                        (
+                            f.as_str().to_string(),
+                            json!(format!("/lists/{}.{}", l.name, f.as_str())),
+                        )
+                    })
                     .collect();
                 out.push(json!({
                     "name": l.name,
@@ -84,12 +90,18 @@ async fn index(State(st): St) -> Response {
 
 async fn current(State(st): St, Path(file): Path<String>, headers: HeaderMap) -> Response {
     let Some((name, fmt)) = split_file(&file) else {
-        return not_found(&format!("{file:?} is not LIST.FORMAT (formats: txt, rpz, csv)"));
+        return not_found(&format!(
+            "{file:?} is not LIST.FORMAT (formats: txt, rpz, csv)"
+        ));
     };
     serve_artifact(st, name.to_string(), fmt, None, headers).await
 }
 
-async fn versioned(State(st): St, Path((name, file)): Path<(String, String)>, headers: HeaderMap) -> Response {
+async fn versioned(
+    State(st): St,
+    Path((name, file)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
     let parsed = split_file(&file).and_then(|(v, fmt)| {
         v.strip_prefix('v')
             .and_then(|n| n.parse::<i64>().ok())
@@ -112,7 +124,10 @@ async fn serve_artifact(
         return not_found(&format!("no list named {name:?}"));
     };
     if !list.formats.contains(&fmt) {
-        return not_found(&format!("list {name:?} is not published as {}", fmt.as_str()));
+        return not_found(&format!(
+            "list {name:?} is not published as {}",
+            fmt.as_str()
+        ));
     }
     let res = st
         .read(move |conn| {
@@ -122,7 +137,8 @@ async fn serve_artifact(
             }
             .map_err(|e| e.to_string())?;
             let Some(v) = v else { return Ok(None) };
-            let a = store::artifact(conn, &name, v.version, fmt.as_str()).map_err(|e| e.to_string())?;
+            let a =
+                store::artifact(conn, &name, v.version, fmt.as_str()).map_err(|e| e.to_string())?;
             Ok(a.map(|a| (v, a)))
         })
         .await;
@@ -227,7 +243,10 @@ async fn readyz(State(st): St) -> Response {
     let res = st
         .read(move |conn| {
             for l in &cfg.lists {
-                if store::latest_version(conn, &l.name).map_err(|e| e.to_string())?.is_some() {
+                if store::latest_version(conn, &l.name)
+                    .map_err(|e| e.to_string())?
+                    .is_some()
+                {
                     return Ok(true);
                 }
             }
@@ -236,7 +255,11 @@ async fn readyz(State(st): St) -> Response {
         .await;
     match res {
         Ok(true) => (StatusCode::OK, "ready\n").into_response(),
-        Ok(false) => (StatusCode::SERVICE_UNAVAILABLE, "not ready: no list published yet\n").into_response(),
+        Ok(false) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: no list published yet\n",
+        )
+            .into_response(),
         Err(e) => server_error(e),
     }
 }

@@ -119,11 +119,7 @@ pub fn fetch(
         last_modified: resp.header("Last-Modified").map(str::to_string),
     };
     std::fs::create_dir_all(tmp_dir)?;
-    let path = tmp_dir.join(format!(
-        "{}-{}.download",
-        source.name,
-        std::process::id()
-    ));
+    let path = tmp_dir.join(format!("{}-{}.download", source.name, std::process::id()));
     let temp = TempFile(path.clone());
     let mut out = File::create(&path)?;
     let mut body = resp.into_reader().take(source.max_bytes + 1);

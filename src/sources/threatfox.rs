@@ -54,8 +54,12 @@ pub enum ParseError {
 }
 
 /// The columns without which a CSV export cannot be imported.
-pub const REQUIRED_CSV_COLUMNS: [&str; 4] =
-    ["ioc_value", "ioc_type", "first_seen_utc", "confidence_level"];
+pub const REQUIRED_CSV_COLUMNS: [&str; 4] = [
+    "ioc_value",
+    "ioc_type",
+    "first_seen_utc",
+    "confidence_level",
+];
 
 /// Reads every report in the file at `path`, whatever its packaging, and hands each to `f`.
 pub fn read_file(
@@ -134,7 +138,10 @@ pub fn read_stream<R: BufRead>(
 
 // ---------------------------------------------------------------------------------------------------- JSON
 
-fn read_json<R: Read>(r: R, f: &mut dyn FnMut(Row) -> Result<(), String>) -> Result<(), ParseError> {
+fn read_json<R: Read>(
+    r: R,
+    f: &mut dyn FnMut(Row) -> Result<(), String>,
+) -> Result<(), ParseError> {
     let mut callback_error = None;
     let mut de = serde_json::Deserializer::from_reader(r);
     let seed = Entries {
@@ -172,7 +179,9 @@ impl<'de> Visitor<'de> for Entries<'_> {
                 Value::Array(items) => items.iter().map(|i| json_report(&id, i)).collect(),
                 Value::Object(_) => vec![json_report(&id, &v)],
                 Value::String(s) if id == "query_status" => {
-                    return Err(de::Error::custom(format!("upstream said query_status {s:?}")))
+                    return Err(de::Error::custom(format!(
+                        "upstream said query_status {s:?}"
+                    )))
                 }
                 other => vec![Err(BadRow {
                     reason: "bad-row",
@@ -333,7 +342,10 @@ impl Columns {
     }
 }
 
-fn read_csv<R: BufRead>(mut r: R, f: &mut dyn FnMut(Row) -> Result<(), String>) -> Result<(), ParseError> {
+fn read_csv<R: BufRead>(
+    mut r: R,
+    f: &mut dyn FnMut(Row) -> Result<(), String>,
+) -> Result<(), ParseError> {
     let mut columns: Option<Columns> = None;
     let mut buf = Vec::new();
     let mut line_no = 0usize;
@@ -472,9 +484,11 @@ mod tests {
 
     #[test]
     fn csv_missing_required_column_is_an_error() {
-        let e = collect("# \"ioc_type\", \"first_seen_utc\", \"confidence_level\"\n\"domain\", \"x\", \"1\"\n")
-            .unwrap_err()
-            .to_string();
+        let e = collect(
+            "# \"ioc_type\", \"first_seen_utc\", \"confidence_level\"\n\"domain\", \"x\", \"1\"\n",
+        )
+        .unwrap_err()
+        .to_string();
         assert_eq!(e, "CSV: line 1: missing required column ioc_value");
     }
 
@@ -486,7 +500,9 @@ mod tests {
         assert_eq!(r.report_id.as_deref(), Some("7"));
         assert_eq!(r.tags.as_deref(), Some("x,y"));
         assert!(rows[1].is_err());
-        let e = collect("<html><body>502</body></html>").unwrap_err().to_string();
+        let e = collect("<html><body>502</body></html>")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("HTML"), "{e}");
         assert!(collect(r#"{"7": [{"ioc_value": "a"#).is_err());
     }

@@ -24,12 +24,23 @@ pub fn shared() -> PathBuf {
 pub fn snapshots() -> Vec<(DateTime<Utc>, PathBuf)> {
     let dir = shared().join("fixtures/threatfox/recent-json");
     let mut out: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e} (tests need ../shared beside the checkout)", dir.display()))
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (tests need ../shared beside the checkout)",
+                dir.display()
+            )
+        })
         .map(|e| e.unwrap().path())
         .filter(|p| p.to_string_lossy().ends_with(".json.gz"))
         .map(|p| {
-            let stem = p.file_name().unwrap().to_string_lossy().replace(".json.gz", "");
-            let t = NaiveDateTime::parse_from_str(&stem, "%Y%m%dT%H%M%S").unwrap().and_utc();
+            let stem = p
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .replace(".json.gz", "");
+            let t = NaiveDateTime::parse_from_str(&stem, "%Y%m%dT%H%M%S")
+                .unwrap()
+                .and_utc();
             (t, p)
         })
         .collect();
@@ -103,7 +114,11 @@ impl Upstream {
                             }
                         }
                     }
-                    let path = request_line.split_whitespace().nth(1).unwrap_or("/").to_string();
+                    let path = request_line
+                        .split_whitespace()
+                        .nth(1)
+                        .unwrap_or("/")
+                        .to_string();
                     let body = {
                         let mut s = st.lock().unwrap();
                         s.requests += 1;
@@ -138,7 +153,11 @@ impl Upstream {
     }
 
     pub fn set(&self, path: &str, body: Vec<u8>) {
-        self.state.lock().unwrap().routes.insert(path.to_string(), body);
+        self.state
+            .lock()
+            .unwrap()
+            .routes
+            .insert(path.to_string(), body);
     }
 
     pub fn requests(&self) -> usize {
@@ -148,14 +167,21 @@ impl Upstream {
 
 /// A cheap content hash for the fake upstream's ETags.
 fn md5ish(b: &[u8]) -> u64 {
-    b.iter().fold(0xcbf29ce484222325u64, |h, x| (h ^ *x as u64).wrapping_mul(0x100000001b3))
+    b.iter().fold(0xcbf29ce484222325u64, |h, x| {
+        (h ^ *x as u64).wrapping_mul(0x100000001b3)
+    })
 }
 
 pub const RECENT_PATH: &str = "/export/json/recent/";
 
 /// Replays snapshots `range` through the fake upstream, pulling `threatfox-recent` after each with the clock
 /// at the capture time.
-pub fn replay(app: &App, clock: &FixedClock, upstream: &Upstream, snaps: &[(DateTime<Utc>, PathBuf)]) {
+pub fn replay(
+    app: &App,
+    clock: &FixedClock,
+    upstream: &Upstream,
+    snaps: &[(DateTime<Utc>, PathBuf)],
+) {
     for (t, p) in snaps {
         upstream.set(RECENT_PATH, gunzip(p));
         clock.set(*t);
@@ -246,16 +272,30 @@ pub fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &st
     s.write_all(req.as_bytes()).unwrap();
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).unwrap();
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("end of headers");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("end of headers");
     let head = String::from_utf8_lossy(&raw[..split]).to_string();
     let body = raw[split + 4..].to_vec();
     let mut lines = head.split("\r\n");
-    let status = lines.next().unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+    let status = lines
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     let headers = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
         .collect();
-    Resp { status, headers, body }
+    Resp {
+        status,
+        headers,
+        body,
+    }
 }
 
 pub fn get(addr: SocketAddr, path: &str) -> Resp {
@@ -288,5 +328,9 @@ pub fn bin() -> Command {
 
 /// A free loopback TCP port.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
