@@ -45,6 +45,8 @@ pub struct Config {
     pub threatfox: ThreatfoxConfig,
     #[serde(default)]
     pub scoring: ScoringConfig,
+    #[serde(default)]
+    pub allowlist: AllowlistConfig,
     #[serde(default, rename = "source")]
     pub sources: Vec<SourceConfig>,
     #[serde(default, rename = "family")]
@@ -143,10 +145,32 @@ fn default_compromised_factor() -> f64 {
     0.5
 }
 
+/// Values never published, whatever the feeds say (SPEC §7): names (with their subdomains), addresses, CIDRs.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AllowlistConfig {
+    #[serde(default)]
+    pub entries: Vec<String>,
+}
+
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum SourceKind {
+    /// abuse.ch ThreatFox export files (JSON or CSV, plain or ZIP).
     ThreatfoxExport,
+    /// A list of names or addresses never to publish (plain list, or a `rank,domain` top-sites CSV).
+    Allowlist,
+}
+
+/// How an `allowlist` source's lines read.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum AllowFormat {
+    /// One name, address or CIDR per line; `#`, `;`, `//` comments; hosts-file lines. Names cover subdomains.
+    #[default]
+    List,
+    /// `rank,domain` (Tranco, Umbrella, …): each name exactly, and its `www.`.
+    TopSites,
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
@@ -180,6 +204,12 @@ pub struct SourceConfig {
     /// Longest silence while reading the body.
     #[serde(default = "default_read_timeout")]
     pub read_timeout_secs: u64,
+    /// `allowlist` sources: how the lines read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<AllowFormat>,
+    /// `allowlist` sources in `top-sites` format: take only the first N ranks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top: Option<usize>,
 }
 
 fn default_max_bytes() -> u64 {
@@ -193,6 +223,15 @@ fn default_read_timeout() -> u64 {
 }
 
 impl SourceConfig {
+    /// The upstream behind this source: every ThreatFox source shares one, so a full dump withdraws what
+    /// any ThreatFox source reported, and agreement between them is not corroboration.
+    pub fn upstream(&self) -> String {
+        match self.kind {
+            SourceKind::ThreatfoxExport => "threatfox".into(),
+            SourceKind::Allowlist => self.name.clone(),
+        }
+    }
+
     /// The URL this source fetches, with the ThreatFox base applied.
     pub fn effective_url(&self, tf: &ThreatfoxConfig) -> String {
         match (&self.url, &self.path) {
@@ -324,6 +363,14 @@ pub struct ListConfig {
     pub rpz: RpzConfig,
     #[serde(default = "default_retain")]
     pub retain_versions: u32,
+    /// The safety brake: a pull that would remove more than this share of a list of 100 or more entries is
+    /// held until a sane pull or `iocfeed publish LIST --force`.
+    #[serde(default = "default_max_removal_ratio")]
+    pub max_removal_ratio: f64,
+}
+
+fn default_max_removal_ratio() -> f64 {
+    0.5
 }
 
 fn default_retain() -> u32 {
@@ -401,6 +448,15 @@ impl Config {
                 format!("not a URL: {:?}", self.threatfox.base_url),
             ));
         }
+        for e in &self.allowlist.entries {
+            if let Err(m) = crate::allow::parse(e) {
+                return Err(err(
+                    line_of_key(text, "entries"),
+                    "allowlist.entries".into(),
+                    m,
+                ));
+            }
+        }
         let mut names = HashSet::new();
         for (i, s) in self.sources.iter().enumerate() {
             let line = line_of_name(text, &s.name);
@@ -434,6 +490,13 @@ impl Config {
                     return Err(err(line, key("url"), "give url or path, not both".into()))
                 }
                 _ => {}
+            }
+            if (s.format.is_some() || s.top.is_some()) && s.kind != SourceKind::Allowlist {
+                return Err(err(
+                    line,
+                    key("format"),
+                    "format and top are for allowlist sources".into(),
+                ));
             }
             let u = s.effective_url(&self.threatfox);
             match url::Url::parse(&u) {
@@ -500,6 +563,13 @@ impl Config {
             }
             if l.min_confidence > 100 || l.min_score > 100 {
                 return Err(err(line, key("min_confidence"), "must be 0 to 100".into()));
+            }
+            if !(0.0..=1.0).contains(&l.max_removal_ratio) {
+                return Err(err(
+                    line,
+                    key("max_removal_ratio"),
+                    "must be 0.0 to 1.0".into(),
+                ));
             }
             if l.retain_versions == 0 {
                 return Err(err(

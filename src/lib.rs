@@ -13,6 +13,7 @@
 //! Around them: [`config`] (TOML, embedded default from `feeds/`), [`scheduler`] (cron per source),
 //! [`pull`] (one pull, one transaction), [`clock`] (the one settable clock) and [`cli`] (the command line).
 
+pub mod allow;
 pub mod cli;
 pub mod clock;
 pub mod config;

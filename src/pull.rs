@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::config::{Config, SourceConfig};
+use crate::allow;
+use crate::config::{Config, Mode, SourceConfig, SourceKind};
 use crate::normalise;
 use crate::publish::{self, Outcome};
 use crate::sources::fetch::{self, Fetched, Validators};
@@ -24,6 +25,15 @@ pub struct Summary {
     pub rejected: u64,
     pub rejects: BTreeMap<String, i64>,
     pub lists: Vec<Outcome>,
+    /// Reports withdrawn because a full dump no longer holds them.
+    pub withdrawn: usize,
+    /// Set when the safety brake held this pull (the source suddenly returned nothing).
+    pub held: Option<String>,
+}
+
+/// The hold scope of a source.
+pub fn source_scope(name: &str) -> String {
+    format!("source:{name}")
 }
 
 /// A failed pull: always one line naming the source and where it read from.
@@ -110,43 +120,77 @@ fn run_inner(
         ..Default::default()
     };
     let tx = store.write().map_err(|e| e.to_string())?;
-    let mut db_error: Option<String> = None;
-    let parsed = threatfox::read_file(&path, &mut |row| {
-        summary.rows += 1;
-        if summary.rows % PROGRESS_EVERY == 0 {
-            tracing::info!(source = %source.name, rows = summary.rows, "pull in progress");
-        }
-        let outcome = match row {
-            Ok(report) => match normalise::normalise(&report.ioc_type, &report.value) {
-                Ok(ind) => {
-                    store::upsert_report(&tx, &source.name, &ind, &report, now).map(|_| None)
-                }
-                Err(reason) => {
-                    store::add_reject(&tx, &source.name, reason.as_str(), &report.value, now)
-                        .map(|_| Some(reason.as_str()))
-                }
-            },
-            Err(bad) => store::add_reject(&tx, &source.name, bad.reason, &bad.raw, now)
-                .map(|_| Some(bad.reason)),
-        };
-        match outcome {
-            Ok(None) => summary.accepted += 1,
-            Ok(Some(reason)) => {
-                summary.rejected += 1;
-                *summary.rejects.entry(reason.to_string()).or_default() += 1;
+    let full = source.mode == Mode::Full && source.kind == SourceKind::ThreatfoxExport;
+    let mut newest_first_seen: Option<i64> = None;
+    match source.kind {
+        SourceKind::ThreatfoxExport => {
+            if full {
+                store::begin_seen(&tx).map_err(|e| e.to_string())?;
             }
-            Err(e) => {
-                db_error = Some(e.to_string());
-                return Err(e.to_string());
-            }
+            read_reports(
+                &tx,
+                source,
+                &path,
+                now,
+                full,
+                &mut summary,
+                &mut newest_first_seen,
+            )?;
         }
-        Ok(())
-    });
-    if let Some(e) = db_error {
-        return Err(e);
+        SourceKind::Allowlist => {
+            let format = source.format.unwrap_or_default();
+            let lines = crate::sources::text::read_allow(&path, format, source.top)
+                .map_err(|e| e.to_string())?;
+            let mut entries = Vec::new();
+            for (raw, subdomains) in lines {
+                summary.rows += 1;
+                match allow::parse(&raw) {
+                    Ok(p) => {
+                        summary.accepted += 1;
+                        entries.push((allow::canonical(&p), subdomains));
+                    }
+                    Err(_) => {
+                        summary.rejected += 1;
+                        *summary.rejects.entry("bad-allow-entry".into()).or_default() += 1;
+                        store::add_reject(&tx, &source.name, "bad-allow-entry", &raw, now)
+                            .map_err(|e| e.to_string())?;
+                    }
+                }
+            }
+            allow::replace_source(&tx, &source.name, &entries, now).map_err(|e| e.to_string())?;
+        }
     }
-    parsed.map_err(|e| e.to_string())?;
-    summary.lists = publish::publish_all(&tx, cfg, now).map_err(|e| e.to_string())?;
+    let scope = source_scope(&source.name);
+    if summary.accepted == 0 && previous.accepted > 0 {
+        // A source that suddenly returns nothing is broken upstream far more often than it is right:
+        // publish nothing, withdraw nothing, keep the last validators, and say so until a sane pull.
+        let reason = format!(
+            "returned no indicators after a pull of {}; nothing published (a sane pull or `iocfeed publish LIST --force` releases it)",
+            previous.accepted
+        );
+        store::set_hold(&tx, &scope, &reason, now).map_err(|e| e.to_string())?;
+        store::record_held(&tx, &source.name, now).map_err(|e| e.to_string())?;
+        tx.commit().map_err(|e| e.to_string())?;
+        tracing::warn!(source = %source.name, "pull held by the safety brake: {reason}");
+        summary.held = Some(reason);
+        return Ok(summary);
+    }
+    store::clear_hold(&tx, &scope).map_err(|e| e.to_string())?;
+    if full {
+        // Only what the dump could have held is withdrawn: reports first seen before it was made.
+        if let Some(dump_time) = newest_first_seen {
+            let upstream = source.upstream();
+            let siblings: Vec<String> = cfg
+                .sources
+                .iter()
+                .filter(|s| s.upstream() == upstream)
+                .map(|s| s.name.clone())
+                .collect();
+            summary.withdrawn = store::withdraw_missing(&tx, &siblings, dump_time, now)
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    summary.lists = publish::publish_all(&tx, cfg, now, None).map_err(|e| e.to_string())?;
     store::record_success(
         &tx,
         &SourceState {
@@ -170,4 +214,63 @@ fn run_inner(
     .map_err(|e| e.to_string())?;
     tx.commit().map_err(|e| e.to_string())?;
     Ok(summary)
+}
+
+/// Reads every report of a ThreatFox export into the open transaction, counting and rejecting as it goes.
+fn read_reports(
+    tx: &rusqlite::Transaction,
+    source: &SourceConfig,
+    path: &Path,
+    now: i64,
+    full: bool,
+    summary: &mut Summary,
+    newest_first_seen: &mut Option<i64>,
+) -> Result<(), String> {
+    let mut db_error: Option<String> = None;
+    let parsed = threatfox::read_file(path, &mut |row| {
+        summary.rows += 1;
+        if summary.rows % PROGRESS_EVERY == 0 {
+            tracing::info!(source = %source.name, rows = summary.rows, "pull in progress");
+        }
+        let outcome = match row {
+            Ok(report) => {
+                if full {
+                    if let Some(id) = &report.report_id {
+                        if let Err(e) = store::mark_seen(tx, id) {
+                            db_error = Some(e.to_string());
+                            return Err(e.to_string());
+                        }
+                    }
+                    *newest_first_seen = (*newest_first_seen).max(report.first_seen);
+                }
+                match normalise::normalise(&report.ioc_type, &report.value) {
+                    Ok(ind) => {
+                        store::upsert_report(tx, &source.name, &ind, &report, now).map(|_| None)
+                    }
+                    Err(reason) => {
+                        store::add_reject(tx, &source.name, reason.as_str(), &report.value, now)
+                            .map(|_| Some(reason.as_str()))
+                    }
+                }
+            }
+            Err(bad) => store::add_reject(tx, &source.name, bad.reason, &bad.raw, now)
+                .map(|_| Some(bad.reason)),
+        };
+        match outcome {
+            Ok(None) => summary.accepted += 1,
+            Ok(Some(reason)) => {
+                summary.rejected += 1;
+                *summary.rejects.entry(reason.to_string()).or_default() += 1;
+            }
+            Err(e) => {
+                db_error = Some(e.to_string());
+                return Err(e.to_string());
+            }
+        }
+        Ok(())
+    });
+    if let Some(e) = db_error {
+        return Err(e);
+    }
+    parsed.map_err(|e| e.to_string())
 }

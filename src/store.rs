@@ -15,7 +15,10 @@ use crate::sources::fetch::Validators;
 use crate::sources::threatfox::Report;
 
 /// The schema migrations, in order. Version N of the database has applied the first N.
-const MIGRATIONS: &[&str] = &[include_str!("../schema/001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../schema/001_init.sql"),
+    include_str!("../schema/002_hygiene.sql"),
+];
 
 pub const DB_FILE: &str = "iocfeed.sqlite";
 
@@ -154,7 +157,7 @@ pub fn upsert_report(
            last_seen  = max(coalesce(last_seen, excluded.last_seen), coalesce(excluded.last_seen, last_seen)),
            confidence = excluded.confidence, is_compromised = excluded.is_compromised,
            reference = excluded.reference, tags = excluded.tags, reporter = excluded.reporter,
-           pulled_last = excluded.pulled_last",
+           pulled_last = excluded.pulled_last, withdrawn_at = NULL",
     )?
     .execute(params![
         source,
@@ -233,7 +236,7 @@ pub fn for_each_candidate(
         "SELECT i.id, i.value, i.first_seen, i.last_seen, i.confidence, i.is_compromised,
                 r.source, r.family, r.malware, r.alias, r.threat_type, r.port, r.reference, r.tags, r.pulled_last
          FROM ioc i JOIN report r ON r.ioc_id = i.id
-         WHERE i.type = ?1 AND i.confidence >= ?2
+         WHERE i.type = ?1 AND i.confidence >= ?2 AND r.withdrawn_at IS NULL
          ORDER BY i.value, r.source, r.report_id",
     )?;
     let mut rows = stmt.query(params![ioc_type, min_confidence])?;
@@ -393,6 +396,16 @@ pub fn record_not_modified(conn: &Connection, source: &str, now: i64) -> Result<
         "INSERT INTO source_state (source, last_attempt, last_success, last_result) VALUES (?1, ?2, ?2, 'not-modified')
          ON CONFLICT (source) DO UPDATE SET last_attempt = ?2, last_success = ?2, last_result = 'not-modified',
            last_error = NULL, failures = 0",
+        params![source, now],
+    )?;
+    Ok(())
+}
+
+/// Records a pull held by the safety brake: the counts and validators of the last good pull stay.
+pub fn record_held(conn: &Connection, source: &str, now: i64) -> Result<()> {
+    conn.execute(
+        "INSERT INTO source_state (source, last_attempt, last_result) VALUES (?1, ?2, 'held')
+         ON CONFLICT (source) DO UPDATE SET last_attempt = ?2, last_result = 'held', last_error = NULL",
         params![source, now],
     )?;
     Ok(())
@@ -569,5 +582,78 @@ pub fn artifact_sizes(
         "SELECT format, length(body) FROM artifact WHERE list = ?1 AND version = ?2",
     )?;
     let rows = stmt.query_map(params![list, version], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+// ------------------------------------------------------------------------------------------ withdrawal
+
+/// Withdraws every report of `upstream`'s sources (`sources`) that a full dump could have held but did not:
+/// first reported at or before `dump_time`, and with a report id absent from `seen` (a temp table of ids).
+/// Returns how many reports were withdrawn.
+pub fn withdraw_missing(
+    tx: &Connection,
+    sources: &[String],
+    dump_time: i64,
+    now: i64,
+) -> Result<usize> {
+    let mut n = 0;
+    for s in sources {
+        n += tx.execute(
+            "UPDATE report SET withdrawn_at = ?3
+             WHERE source = ?1 AND withdrawn_at IS NULL AND first_seen IS NOT NULL AND first_seen <= ?2
+               AND report_id NOT IN (SELECT report_id FROM temp.seen_report)",
+            params![s, dump_time, now],
+        )?;
+    }
+    Ok(n)
+}
+
+/// Starts the set of report ids seen by a full pull.
+pub fn begin_seen(tx: &Connection) -> Result<()> {
+    tx.execute_batch(
+        "CREATE TEMP TABLE IF NOT EXISTS seen_report (report_id TEXT PRIMARY KEY) WITHOUT ROWID;
+         DELETE FROM temp.seen_report;",
+    )?;
+    Ok(())
+}
+
+pub fn mark_seen(tx: &Connection, report_id: &str) -> Result<()> {
+    tx.prepare_cached("INSERT OR IGNORE INTO temp.seen_report (report_id) VALUES (?1)")?
+        .execute([report_id])?;
+    Ok(())
+}
+
+// ------------------------------------------------------------------------------------------------ holds
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Hold {
+    pub scope: String,
+    pub reason: String,
+    pub since: i64,
+}
+
+/// Puts a list or source (`list:NAME`, `source:NAME`) on hold; an existing hold keeps its start time.
+pub fn set_hold(tx: &Connection, scope: &str, reason: &str, now: i64) -> Result<()> {
+    tx.execute(
+        "INSERT INTO hold (scope, reason, since) VALUES (?1, ?2, ?3)
+         ON CONFLICT (scope) DO UPDATE SET reason = excluded.reason",
+        params![scope, reason, now],
+    )?;
+    Ok(())
+}
+
+pub fn clear_hold(tx: &Connection, scope: &str) -> Result<bool> {
+    Ok(tx.execute("DELETE FROM hold WHERE scope = ?1", [scope])? > 0)
+}
+
+pub fn holds(conn: &Connection) -> Result<Vec<Hold>> {
+    let mut stmt = conn.prepare_cached("SELECT scope, reason, since FROM hold ORDER BY scope")?;
+    let rows = stmt.query_map([], |r| {
+        Ok(Hold {
+            scope: r.get(0)?,
+            reason: r.get(1)?,
+            since: r.get(2)?,
+        })
+    })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }

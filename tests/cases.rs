@@ -34,7 +34,10 @@ fn every_row_of_values_tsv() {
     let text = std::fs::read_to_string(common::shared().join("cases/values.tsv")).unwrap();
     let mut rows = 0;
     let mut failures = Vec::new();
-    for line in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
         let cols: Vec<&str> = line.split('\t').collect();
         assert!(cols.len() >= 3, "bad row {line:?}");
         let (ioc_type, raw, expected) = (cols[0], unescape(cols[1]), cols[2]);
@@ -44,7 +47,9 @@ fn every_row_of_values_tsv() {
             Err(r) => format!("REJECT:{}", r.as_str()),
         };
         if got != expected {
-            failures.push(format!("{ioc_type} {raw:?}: expected {expected}, got {got}"));
+            failures.push(format!(
+                "{ioc_type} {raw:?}: expected {expected}, got {got}"
+            ));
         }
     }
     assert!(rows >= 27, "only {rows} rows read");

@@ -5,11 +5,12 @@ pub mod csv;
 pub mod rpz;
 pub mod txt;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 use rusqlite::Connection;
 use sha2::{Digest, Sha256};
 
+use crate::allow::Allowlist;
 use crate::config::{Config, Format, ListConfig};
 use crate::normalise::IocType;
 use crate::score;
@@ -80,13 +81,23 @@ fn entry_host(t: IocType, value: &str) -> Option<String> {
     }
 }
 
+/// A list's entries at one moment, and the values left out for reasons that are not the feed's doing
+/// (ageing, the allowlist): the safety brake does not count those as removals.
+#[derive(Debug, Default)]
+pub struct Selection {
+    pub entries: Vec<Entry>,
+    pub aged: HashSet<String>,
+    pub allowed: HashSet<String>,
+}
+
 /// Selects the entries of `list` at time `now`, sorted by value.
 pub fn select(
     conn: &Connection,
     cfg: &Config,
+    allow: &Allowlist,
     list: &ListConfig,
     now: i64,
-) -> store::Result<Vec<Entry>> {
+) -> store::Result<Selection> {
     let spellings: Vec<Vec<String>> = list
         .families
         .iter()
@@ -103,6 +114,8 @@ pub fn select(
         .collect();
     let max_age = cfg.scoring.max_age_days as i64 * 86_400;
     let mut out = Vec::new();
+    let mut aged = HashSet::new();
+    let mut allowed = HashSet::new();
     for t in list.ioc_types() {
         store::for_each_candidate(conn, t.as_str(), list.min_confidence, &mut |c| {
             let family_ok = spellings.is_empty()
@@ -125,6 +138,11 @@ pub fn select(
                 .max()
                 .unwrap_or_else(|| c.reports.iter().map(|r| r.pulled_last).max().unwrap_or(0));
             if now - activity > max_age {
+                aged.insert(c.value.clone());
+                return;
+            }
+            if allow.find(t, &c.value).is_some() {
+                allowed.insert(c.value.clone());
                 return;
             }
             if let Some(host) = entry_host(t, &c.value) {
@@ -182,7 +200,11 @@ pub fn select(
     }
     out.sort_by(|a, b| a.value.cmp(&b.value).then(a.ioc_type.cmp(&b.ioc_type)));
     out.dedup_by(|a, b| a.value == b.value);
-    Ok(out)
+    Ok(Selection {
+        entries: out,
+        aged,
+        allowed,
+    })
 }
 
 /// The entry set as stored with a version: sorted values, one per line.
@@ -223,74 +245,133 @@ pub struct Outcome {
     pub version: i64,
     pub entries: usize,
     pub changed: bool,
+    /// Set when the safety brake held a change back.
+    pub held: Option<String>,
+}
+
+/// The hold scope of a list.
+pub fn list_scope(name: &str) -> String {
+    format!("list:{name}")
 }
 
 /// Re-evaluates every list and mints versions where the set changed. Runs inside the caller's transaction.
-pub fn publish_all(tx: &Connection, cfg: &Config, now: i64) -> store::Result<Vec<Outcome>> {
+/// `force` names a list the safety brake does not apply to (`iocfeed publish LIST --force`).
+pub fn publish_all(
+    tx: &Connection,
+    cfg: &Config,
+    now: i64,
+    force: Option<&str>,
+) -> store::Result<Vec<Outcome>> {
+    let allow = Allowlist::load(tx, &cfg.allowlist.entries)?;
     let mut outcomes = Vec::new();
     for list in &cfg.lists {
-        let entries = select(tx, cfg, list, now)?;
-        let set = members(&entries);
+        let sel = select(tx, cfg, &allow, list, now)?;
+        let entries = &sel.entries;
+        let set = members(entries);
         let latest = store::latest_version(tx, &list.name)?;
-        match latest {
-            Some(v) if v.members == set => {
-                // Same set: no new version. Fill in formats added to the config since it was published.
-                let ctx = RenderContext {
-                    list,
-                    version: v.version,
-                    serial: v.serial,
-                    published_at: v.published_at,
-                };
-                for f in &list.formats {
-                    if !store::has_artifact(tx, &list.name, v.version, f.as_str())? {
-                        let a = artifact(render(*f, &ctx, &entries));
-                        store::insert_artifact(tx, &list.name, v.version, f.as_str(), &a)?;
-                    }
+        if let Some(v) = latest.as_ref().filter(|v| v.members == set) {
+            // Same set: no new version. Fill in formats added to the config since it was published.
+            store::clear_hold(tx, &list_scope(&list.name))?;
+            let ctx = RenderContext {
+                list,
+                version: v.version,
+                serial: v.serial,
+                published_at: v.published_at,
+            };
+            for f in &list.formats {
+                if !store::has_artifact(tx, &list.name, v.version, f.as_str())? {
+                    let a = artifact(render(*f, &ctx, entries));
+                    store::insert_artifact(tx, &list.name, v.version, f.as_str(), &a)?;
                 }
-                outcomes.push(Outcome {
-                    list: list.name.clone(),
-                    version: v.version,
-                    entries: entries.len(),
-                    changed: false,
-                });
             }
-            prev => {
-                let version = prev.as_ref().map_or(1, |v| v.version + 1);
-                // Unix time as the serial, bumped past the last one issued: it increases with every version,
-                // survives restarts, and still increases after a restore from an older backup.
-                let serial = (store::last_serial(tx, &list.name)? + 1).max(now);
-                let ctx = RenderContext {
-                    list,
-                    version,
-                    serial,
-                    published_at: now,
-                };
-                for f in &list.formats {
-                    let a = artifact(render(*f, &ctx, &entries));
-                    store::insert_artifact(tx, &list.name, version, f.as_str(), &a)?;
-                }
-                store::insert_version(
-                    tx,
-                    &VersionRow {
-                        list: list.name.clone(),
-                        version,
-                        serial,
-                        published_at: now,
-                        entries: entries.len() as i64,
-                        members: set,
-                    },
-                )?;
-                store::prune(tx, &list.name, list.retain_versions)?;
+            outcomes.push(Outcome {
+                list: list.name.clone(),
+                version: v.version,
+                entries: entries.len(),
+                changed: false,
+                held: None,
+            });
+            continue;
+        }
+        if let Some(prev) = &latest {
+            if let Some(reason) =
+                brake(list, prev, &sel).filter(|_| force != Some(list.name.as_str()))
+            {
+                store::set_hold(tx, &list_scope(&list.name), &reason, now)?;
+                tracing::warn!(
+                    list = %list.name,
+                    "publish held by the safety brake: {reason}; `iocfeed publish {} --force` releases it",
+                    list.name
+                );
                 outcomes.push(Outcome {
                     list: list.name.clone(),
-                    version,
-                    entries: entries.len(),
-                    changed: true,
+                    version: prev.version,
+                    entries: prev.entries as usize,
+                    changed: false,
+                    held: Some(reason),
                 });
+                continue;
             }
         }
+        store::clear_hold(tx, &list_scope(&list.name))?;
+        let version = latest.as_ref().map_or(1, |v| v.version + 1);
+        // Unix time as the serial, bumped past the last one issued: it increases with every version,
+        // survives restarts, and still increases after a restore from an older backup.
+        let serial = (store::last_serial(tx, &list.name)? + 1).max(now);
+        let ctx = RenderContext {
+            list,
+            version,
+            serial,
+            published_at: now,
+        };
+        for f in &list.formats {
+            let a = artifact(render(*f, &ctx, entries));
+            store::insert_artifact(tx, &list.name, version, f.as_str(), &a)?;
+        }
+        store::insert_version(
+            tx,
+            &VersionRow {
+                list: list.name.clone(),
+                version,
+                serial,
+                published_at: now,
+                entries: entries.len() as i64,
+                members: set,
+            },
+        )?;
+        store::prune(tx, &list.name, list.retain_versions)?;
+        outcomes.push(Outcome {
+            list: list.name.clone(),
+            version,
+            entries: entries.len(),
+            changed: true,
+            held: None,
+        });
     }
     Ok(outcomes)
+}
+
+/// The safety brake (SPEC §8): why publishing `sel` over `prev` must wait, if it must. Entries that left by
+/// ageing or the allowlist are the operator's doing, not the feed's, and do not count.
+fn brake(list: &ListConfig, prev: &VersionRow, sel: &Selection) -> Option<String> {
+    if prev.entries < 100 {
+        return None;
+    }
+    let now: HashSet<&str> = sel.entries.iter().map(|e| e.value.as_str()).collect();
+    let removed = prev
+        .members
+        .lines()
+        .filter(|v| !now.contains(v) && !sel.aged.contains(*v) && !sel.allowed.contains(*v))
+        .count();
+    let ratio = removed as f64 / prev.entries as f64;
+    (ratio > list.max_removal_ratio).then(|| {
+        format!(
+            "would remove {removed} of {} entries ({:.0}% > {:.0}%)",
+            prev.entries,
+            ratio * 100.0,
+            list.max_removal_ratio * 100.0
+        )
+    })
 }
 
 #[cfg(test)]

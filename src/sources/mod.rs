@@ -2,4 +2,5 @@
 //! upstream [`threatfox::Report`]s; normalising and storing them is the pull's job.
 
 pub mod fetch;
+pub mod text;
 pub mod threatfox;
