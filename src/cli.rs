@@ -60,11 +60,39 @@ pub enum Command {
         #[arg(short = 'o', long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
+    /// Release a list held by the safety brake: publish its current set now.
+    Publish {
+        list: String,
+        /// Required: publishing past the safety brake is a deliberate act.
+        #[arg(long)]
+        force: bool,
+    },
+    /// What iocfeed knows of a value and why it is (not) listed, as JSON.
+    Ioc { value: String },
+    /// Manage allowlist entries (names cover their subdomains; addresses and CIDRs).
+    Allow {
+        #[command(subcommand)]
+        action: AllowAction,
+    },
     /// Validate or print the configuration.
     Config {
         #[command(subcommand)]
         action: ConfigAction,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AllowAction {
+    /// Never publish VALUE (and, for a name, anything below it); lists are re-published at once.
+    Add {
+        value: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Remove an entry added with `allow add`.
+    Rm { value: String },
+    /// Every entry in force: config, allowlist sources, command line.
+    List,
 }
 
 #[derive(Subcommand, Debug)]
@@ -202,6 +230,94 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 None => Ok(()),
             }
         }
+        Command::Publish { list, force } => {
+            let app = load(&cli, None)?;
+            if !force {
+                return Err(usage(
+                    "publish needs --force: it overrides the safety brake",
+                ));
+            }
+            if app.config.list(list).is_none() {
+                return Err(usage(format!(
+                    "no list named {list:?} in {}",
+                    config_origin(&cli)
+                )));
+            }
+            let mut store = app.store().map_err(runtime)?;
+            let tx = store.write().map_err(runtime)?;
+            let outcomes = crate::publish::publish_all(&tx, &app.config, app.now(), Some(list))
+                .map_err(runtime)?;
+            // The operator has looked: source holds are released too.
+            for h in store::holds(&tx).map_err(runtime)? {
+                if h.scope.starts_with("source:") {
+                    store::clear_hold(&tx, &h.scope).map_err(runtime)?;
+                }
+            }
+            tx.commit().map_err(runtime)?;
+            for o in outcomes {
+                let what = match (&o.held, o.changed) {
+                    (Some(r), _) => format!("still held: {r}"),
+                    (None, true) => "published".to_string(),
+                    (None, false) => "unchanged".to_string(),
+                };
+                println!("{} v{} ({} entries): {what}", o.list, o.version, o.entries);
+            }
+            Ok(())
+        }
+        Command::Ioc { value } => {
+            let app = load(&cli, None)?;
+            let store = app.store().map_err(runtime)?;
+            let v = crate::lookup::lookup(&store.conn, &app.config, value, app.now())
+                .map_err(runtime)?;
+            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            Ok(())
+        }
+        Command::Allow { action } => {
+            let app = load(&cli, None)?;
+            let mut store = app.store().map_err(runtime)?;
+            let now = app.now();
+            match action {
+                AllowAction::List => {
+                    for e in &app.config.allowlist.entries {
+                        println!("{e}\tconfig");
+                    }
+                    for e in crate::allow::stored(&store.conn).map_err(runtime)? {
+                        let scope = if e.subdomains { "" } else { " (exact)" };
+                        println!(
+                            "{}{scope}\t{}\t{}",
+                            e.entry,
+                            e.origin,
+                            e.reason.unwrap_or_default()
+                        );
+                    }
+                    return Ok(());
+                }
+                AllowAction::Add { value, reason } => {
+                    let tx = store.write().map_err(runtime)?;
+                    let entry =
+                        crate::allow::add(&tx, value, reason.as_deref(), now).map_err(usage)?;
+                    let outcomes = crate::publish::publish_all(&tx, &app.config, now, None)
+                        .map_err(runtime)?;
+                    tx.commit().map_err(runtime)?;
+                    println!("allowed {entry}");
+                    report_published(&outcomes);
+                }
+                AllowAction::Rm { value } => {
+                    let tx = store.write().map_err(runtime)?;
+                    if !crate::allow::remove(&tx, value).map_err(usage)? {
+                        return Err(usage(format!(
+                            "{value:?} is not an entry added with `allow add`"
+                        )));
+                    }
+                    let outcomes = crate::publish::publish_all(&tx, &app.config, now, None)
+                        .map_err(runtime)?;
+                    tx.commit().map_err(runtime)?;
+                    println!("removed {value}");
+                    report_published(&outcomes);
+                }
+            }
+            Ok(())
+        }
         Command::Lists => {
             let app = load(&cli, None)?;
             let store = app.store().map_err(runtime)?;
@@ -247,6 +363,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
                         .collect::<Vec<_>>()
                         .join(" "),
                 };
+                let hold = store::holds(&store.conn)
+                    .map_err(runtime)?
+                    .into_iter()
+                    .find(|h| h.scope == crate::pull::source_scope(&s.name));
+                let detail = match hold {
+                    Some(h) => format!("HELD since {}: {}", clock::iso(h.since), h.reason),
+                    None => detail,
+                };
                 println!(
                     "{:<24} {:<21} {:<13} {:>8} {:>8} {:>8}  {}",
                     s.name,
@@ -259,6 +383,21 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     st.rejected,
                     detail
                 );
+                for (reason, samples) in
+                    store::reject_samples(&store.conn, &s.name, 3).map_err(runtime)?
+                {
+                    println!("{:<24}   rejected {reason}: {}", "", samples.join("  "));
+                }
+            }
+            for h in store::holds(&store.conn).map_err(runtime)? {
+                if h.scope.starts_with("list:") {
+                    println!(
+                        "HELD {} since {}: {}",
+                        h.scope,
+                        clock::iso(h.since),
+                        h.reason
+                    );
+                }
             }
             Ok(())
         }
@@ -293,6 +432,15 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 None => std::io::stdout().write_all(&a.body).map_err(runtime)?,
             }
             Ok(())
+        }
+    }
+}
+
+fn report_published(outcomes: &[crate::publish::Outcome]) {
+    for o in outcomes.iter().filter(|o| o.changed || o.held.is_some()) {
+        match &o.held {
+            Some(r) => println!("{}: held: {r}", o.list),
+            None => println!("{}: v{} ({} entries)", o.list, o.version, o.entries),
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod allow;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod lookup;
 pub mod normalise;
 pub mod publish;
 pub mod pull;

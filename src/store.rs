@@ -657,3 +657,110 @@ pub fn holds(conn: &Connection) -> Result<Vec<Hold>> {
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
+
+// ------------------------------------------------------------------------------------------------ lookup
+
+/// One report of an IOC, everything kept about it (for `iocfeed ioc` and `GET /iocs`).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Sighting {
+    pub source: String,
+    pub report_id: String,
+    pub family: Option<String>,
+    pub malware: Option<String>,
+    pub threat_type: Option<String>,
+    pub port: Option<i64>,
+    pub first_seen: Option<i64>,
+    pub last_seen: Option<i64>,
+    pub confidence: Option<i64>,
+    pub is_compromised: bool,
+    pub reference: Option<String>,
+    pub tags: Option<String>,
+    pub reporter: Option<String>,
+    pub pulled_first: i64,
+    pub pulled_last: i64,
+    pub withdrawn_at: Option<i64>,
+}
+
+/// The merged IOC for (type, value), with its id.
+pub fn ioc(conn: &Connection, ioc_type: &str, value: &str) -> Result<Option<(i64, IocRow)>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT id, type, value, first_seen, last_seen, confidence, is_compromised FROM ioc WHERE type = ?1 AND value = ?2",
+        )?
+        .query_row(params![ioc_type, value], |r| {
+            Ok((
+                r.get(0)?,
+                IocRow {
+                    ioc_type: r.get(1)?,
+                    value: r.get(2)?,
+                    first_seen: r.get(3)?,
+                    last_seen: r.get(4)?,
+                    confidence: r.get::<_, i64>(5)? as u8,
+                    is_compromised: r.get::<_, i64>(6)? != 0,
+                },
+            ))
+        })
+        .optional()?)
+}
+
+pub fn sightings(conn: &Connection, ioc_id: i64) -> Result<Vec<Sighting>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT source, report_id, family, malware, threat_type, port, first_seen, last_seen, confidence,
+                is_compromised, reference, tags, reporter, pulled_first, pulled_last, withdrawn_at
+         FROM report WHERE ioc_id = ?1 ORDER BY source, report_id",
+    )?;
+    let rows = stmt.query_map([ioc_id], |r| {
+        Ok(Sighting {
+            source: r.get(0)?,
+            report_id: r.get(1)?,
+            family: r.get(2)?,
+            malware: r.get(3)?,
+            threat_type: r.get(4)?,
+            port: r.get(5)?,
+            first_seen: r.get(6)?,
+            last_seen: r.get(7)?,
+            confidence: r.get(8)?,
+            is_compromised: r.get::<_, i64>(9)? != 0,
+            reference: r.get(10)?,
+            tags: r.get(11)?,
+            reporter: r.get(12)?,
+            pulled_first: r.get(13)?,
+            pulled_last: r.get(14)?,
+            withdrawn_at: r.get(15)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Rejections of a raw value (escaped as stored): (source, reason, count).
+pub fn rejections_of(conn: &Connection, raw: &str) -> Result<Vec<(String, String, i64)>> {
+    let escaped: String = raw.escape_debug().collect();
+    let mut stmt = conn.prepare_cached(
+        "SELECT source, reason, count FROM reject WHERE raw = ?1 ORDER BY source, reason",
+    )?;
+    let rows = stmt.query_map([escaped], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// A few rejected raw values of a source per reason, for `iocfeed sources` and `GET /sources`.
+pub fn reject_samples(
+    conn: &Connection,
+    source: &str,
+    per_reason: usize,
+) -> Result<BTreeMap<String, Vec<String>>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT reason, raw FROM reject WHERE source = ?1 ORDER BY reason, last_at DESC, raw",
+    )?;
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let rows = stmt.query_map([source], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    })?;
+    for row in rows {
+        let (reason, raw) = row?;
+        let v = out.entry(reason).or_default();
+        if v.len() < per_reason {
+            v.push(raw);
+        }
+    }
+    Ok(out)
+}

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -24,6 +24,7 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .route("/lists/{name}/versions", get(versions))
         .route("/lists/{name}/{file}", get(versioned))
         .route("/sources", get(sources))
+        .route("/iocs", get(iocs))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .fallback(|| async { not_found("no such route") })
@@ -212,6 +213,12 @@ async fn sources(State(st): St) -> Response {
                 .iter()
                 .map(|s| {
                     let state = store::source_state(conn, &s.name).map_err(|e| e.to_string())?;
+                    let hold = store::holds(conn)
+                        .map_err(|e| e.to_string())?
+                        .into_iter()
+                        .find(|h| h.scope == crate::pull::source_scope(&s.name));
+                    let samples =
+                        store::reject_samples(conn, &s.name, 5).map_err(|e| e.to_string())?;
                     Ok(json!({
                         "name": s.name,
                         "url": s.effective_url(&cfg.threatfox),
@@ -226,6 +233,8 @@ async fn sources(State(st): St) -> Response {
                         "accepted": state.accepted,
                         "rejected": state.rejected,
                         "rejects": state.rejects,
+                        "rejected_samples": samples,
+                        "hold": hold.map(|h| json!({"reason": h.reason, "since": iso(h.since)})),
                     }))
                 })
                 .collect::<Result<Vec<_>, String>>()
@@ -237,29 +246,57 @@ async fn sources(State(st): St) -> Response {
     }
 }
 
-/// Ready once at least one list has been published.
+/// Ready once at least one list has been published and nothing is held by the safety brake.
 async fn readyz(State(st): St) -> Response {
     let cfg = st.app.config.clone();
     let res = st
         .read(move |conn| {
+            let holds = store::holds(conn).map_err(|e| e.to_string())?;
+            if let Some(h) = holds.first() {
+                return Ok(Some(format!("held: {}: {}", h.scope, h.reason)));
+            }
             for l in &cfg.lists {
                 if store::latest_version(conn, &l.name)
                     .map_err(|e| e.to_string())?
                     .is_some()
                 {
-                    return Ok(true);
+                    return Ok(None);
                 }
             }
-            Ok(false)
+            Ok(Some("no list published yet".to_string()))
         })
         .await;
     match res {
-        Ok(true) => (StatusCode::OK, "ready\n").into_response(),
-        Ok(false) => (
+        Ok(None) => (StatusCode::OK, "ready\n").into_response(),
+        Ok(Some(why)) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: no list published yet\n",
+            format!("not ready: {why}\n"),
         )
             .into_response(),
+        Err(e) => server_error(e),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct IocQuery {
+    value: Option<String>,
+}
+
+/// `GET /iocs?value=V`: the lookup of `iocfeed ioc`.
+async fn iocs(State(st): St, Query(q): Query<IocQuery>) -> Response {
+    let Some(value) = q.value.filter(|v| !v.is_empty() && v.len() <= 2048) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "give ?value=INDICATOR (at most 2048 bytes)\n",
+        )
+            .into_response();
+    };
+    let app = st.app.clone();
+    let res = st
+        .read(move |conn| crate::lookup::lookup(conn, &app.config, &value, app.now()))
+        .await;
+    match res {
+        Ok(v) => Json(v).into_response(),
         Err(e) => server_error(e),
     }
 }

@@ -1,0 +1,152 @@
+//! `iocfeed ioc VALUE` and `GET /iocs?value=V`: what iocfeed knows of one value and why it is (not) listed.
+
+use std::net::IpAddr;
+
+use rusqlite::Connection;
+use serde_json::{json, Value};
+
+use crate::allow::Allowlist;
+use crate::clock::iso;
+use crate::config::Config;
+use crate::normalise::{self, IocType};
+use crate::score;
+use crate::store;
+
+/// Guesses the type of a value typed by a person: address (with or without port), URL, hash, else domain.
+pub fn guess_type(raw: &str) -> &'static str {
+    let s = raw.trim();
+    if s.contains("://") {
+        "url"
+    } else if s.parse::<IpAddr>().is_ok() || normalise::ip_port(s).is_ok() {
+        "ip:port"
+    } else if s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        match s.len() {
+            32 => "md5",
+            40 => "sha1",
+            64 => "sha256",
+            _ => "domain",
+        }
+    } else {
+        "domain"
+    }
+}
+
+/// The §9.5 object for `raw`, with status, lists, score terms, sightings and allowed_by.
+pub fn lookup(conn: &Connection, cfg: &Config, raw: &str, now: i64) -> Result<Value, String> {
+    let db = |e: store::StoreError| e.to_string();
+    let ind = match normalise::normalise(guess_type(raw), raw) {
+        Ok(i) => i,
+        Err(reason) => {
+            let seen = store::rejections_of(conn, raw).map_err(db)?;
+            return Ok(json!({
+                "value": raw,
+                "status": "rejected",
+                "reason": reason.as_str(),
+                "rejected_by": seen.iter().map(|(s, r, n)| json!({"source": s, "reason": r, "count": n})).collect::<Vec<_>>(),
+            }));
+        }
+    };
+    let Some((id, row)) = store::ioc(conn, ind.ioc_type.as_str(), &ind.value).map_err(db)? else {
+        return Ok(json!({"value": ind.value, "type": ind.ioc_type.as_str(), "status": "unknown"}));
+    };
+    let sightings = store::sightings(conn, id).map_err(db)?;
+    let live: Vec<&store::Sighting> = sightings
+        .iter()
+        .filter(|s| s.withdrawn_at.is_none())
+        .collect();
+    let allow = Allowlist::load(conn, &cfg.allowlist.entries).map_err(|e| e.to_string())?;
+    let allowed_by = allow.find(ind.ioc_type, &ind.value).cloned();
+    let activity = row
+        .first_seen
+        .into_iter()
+        .chain(row.last_seen)
+        .max()
+        .unwrap_or_else(|| sightings.iter().map(|s| s.pulled_last).max().unwrap_or(0));
+    let terms = score::score(
+        &cfg.scoring,
+        row.confidence,
+        activity,
+        now,
+        live.len().max(1),
+        row.is_compromised,
+    );
+    let aged = now - activity > cfg.scoring.max_age_days as i64 * 86_400;
+    let status = if live.is_empty() {
+        "withdrawn"
+    } else if allowed_by.is_some() {
+        "allowlisted"
+    } else if aged {
+        "aged"
+    } else {
+        "active"
+    };
+    let mut lists = Vec::new();
+    for l in &cfg.lists {
+        if let Some(v) = store::latest_version(conn, &l.name).map_err(db)? {
+            if v.members.lines().any(|m| m == ind.value) {
+                lists.push(l.name.clone());
+            }
+        }
+    }
+    let set = |f: &dyn Fn(&store::Sighting) -> Option<String>| {
+        let mut v: Vec<String> = live.iter().filter_map(|s| f(s)).collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    let mut tags: Vec<String> = live
+        .iter()
+        .filter_map(|s| s.tags.clone())
+        .flat_map(|t| {
+            t.split(',')
+                .map(|x| x.trim().to_string())
+                .collect::<Vec<_>>()
+        })
+        .filter(|t| !t.is_empty())
+        .collect();
+    tags.sort();
+    tags.dedup();
+    let mut ports: Vec<i64> = live.iter().filter_map(|s| s.port).collect();
+    ports.sort();
+    ports.dedup();
+    let mut out = json!({
+        "value": ind.value,
+        "type": ind.ioc_type.as_str(),
+        "status": status,
+        "families": set(&|s| s.family.clone()),
+        "threat_types": set(&|s| s.threat_type.clone()),
+        "confidence": row.confidence,
+        "score": terms.score,
+        "first_seen": row.first_seen.map(iso),
+        "last_seen": row.last_seen.map(iso),
+        "is_compromised": row.is_compromised,
+        "tags": tags,
+        "references": set(&|s| s.reference.clone()),
+        "sources": set(&|s| Some(s.source.clone())),
+        "lists": lists,
+        "score_terms": terms,
+        "sightings": sightings.iter().map(|s| json!({
+            "source": s.source,
+            "report_id": s.report_id,
+            "family": s.family,
+            "malware": s.malware,
+            "threat_type": s.threat_type,
+            "port": s.port,
+            "first_seen": s.first_seen.map(iso),
+            "last_seen": s.last_seen.map(iso),
+            "confidence": s.confidence,
+            "is_compromised": s.is_compromised,
+            "reference": s.reference,
+            "tags": s.tags,
+            "reporter": s.reporter,
+            "pulled_first": iso(s.pulled_first),
+            "pulled_last": iso(s.pulled_last),
+            "withdrawn_at": s.withdrawn_at.map(iso),
+        })).collect::<Vec<_>>(),
+        "allowed_by": allowed_by,
+    });
+    if ind.ioc_type == IocType::Ip {
+        out["ports"] = json!(ports);
+    }
+    Ok(out)
+}
