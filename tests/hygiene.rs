@@ -1,0 +1,354 @@
+//! Allowlist, ageing and the safety brake (SPEC §7, §8), through real pulls, the CLI and HTTP.
+
+mod common;
+
+use std::path::Path;
+
+use chrono::{DateTime, TimeZone, Utc};
+use common::*;
+use iocfeed::store;
+use serde_json::{json, Value};
+
+fn report(id: u64, value: &str, family: &str, confidence: u8, first_seen: &str) -> Value {
+    json!({"id": id, "ioc_value": value, "ioc_type": "domain", "threat_type": "botnet_cc",
+           "malware": format!("win.{}", family.to_lowercase()), "malware_alias": null, "malware_printable": family,
+           "first_seen_utc": first_seen, "last_seen_utc": null, "confidence_level": confidence,
+           "is_compromised": false, "reference": null, "tags": null, "anonymous": 0, "reporter": "reporter001"})
+}
+
+fn export(reports: &[Value]) -> Vec<u8> {
+    let mut m = serde_json::Map::new();
+    for r in reports {
+        m.insert(r["id"].to_string(), json!([r]));
+    }
+    serde_json::to_vec(&Value::Object(m)).unwrap()
+}
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 7, 10, 12, 0, 0).unwrap()
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> std::path::PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+fn current(app: &iocfeed::App, list: &str) -> (i64, String) {
+    let st = app.store().unwrap();
+    let v = store::latest_version(&st.conn, list).unwrap().unwrap();
+    let body = store::artifact(&st.conn, list, v.version, "txt")
+        .unwrap()
+        .unwrap()
+        .body;
+    (v.version, String::from_utf8(body).unwrap())
+}
+
+#[test]
+fn allowlisting_a_name_removes_its_subdomains_everywhere_and_ioc_names_the_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let now = "2026-07-10T12:00:00Z";
+    let f = write(
+        dir.path(),
+        "x.json",
+        &export(&[
+            report(
+                1,
+                "http-inputs-triad.splunkcloud.com",
+                "Remus",
+                100,
+                "2026-07-10 10:00:00",
+            ),
+            report(
+                2,
+                "http-inputs-triad.splunkcloud.com",
+                "AsyncRAT",
+                100,
+                "2026-07-10 10:00:00",
+            ),
+            report(
+                3,
+                "c2.evil-remus.example",
+                "Remus",
+                100,
+                "2026-07-10 10:00:00",
+            ),
+        ]),
+    );
+    let run = |args: &[&str]| {
+        let out = bin()
+            .args(args)
+            .env("IOCFEED_DATA_DIR", &data)
+            .env("IOCFEED_NOW", now)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    run(&["pull", "threatfox-recent", "--file", f.to_str().unwrap()]);
+    let (app, _) = app(default_config("http://127.0.0.1:1", &data), t0());
+    // Remus's own exclude already keeps it off remus-domains; the all-families list has it.
+    assert!(!current(&app, "remus-domains").1.contains("splunkcloud"));
+    let (v_before, cc) = current(&app, "threatfox-botnet-cc-domains");
+    assert!(cc.contains("http-inputs-triad.splunkcloud.com\n"));
+
+    let out = run(&[
+        "allow",
+        "add",
+        "splunkcloud.com",
+        "--reason",
+        "Splunk Cloud ingest",
+    ]);
+    assert!(out.starts_with("allowed splunkcloud.com\n"), "{out}");
+    let (v_after, cc) = current(&app, "threatfox-botnet-cc-domains");
+    assert_eq!(v_after, v_before + 1, "one new version");
+    assert!(!cc.contains("splunkcloud"), "{cc}");
+    for l in &app.config.lists {
+        let st = app.store().unwrap();
+        if let Some(v) = store::latest_version(&st.conn, &l.name).unwrap() {
+            assert!(!v.members.contains("splunkcloud"), "{}", l.name);
+        }
+    }
+    let ioc: Value =
+        serde_json::from_str(&run(&["ioc", "http-inputs-triad.splunkcloud.com"])).unwrap();
+    assert_eq!(ioc["status"], "allowlisted");
+    assert_eq!(ioc["allowed_by"]["entry"], "splunkcloud.com");
+    assert_eq!(ioc["allowed_by"]["origin"], "cli");
+    assert_eq!(ioc["allowed_by"]["reason"], "Splunk Cloud ingest");
+    assert_eq!(ioc["lists"], json!([]));
+    assert!(run(&["allow", "list"]).contains("splunkcloud.com\tcli\tSplunk Cloud ingest"));
+
+    // Removing the entry brings it back.
+    run(&["allow", "rm", "splunkcloud.com"]);
+    assert!(current(&app, "threatfox-botnet-cc-domains")
+        .1
+        .contains("http-inputs-triad.splunkcloud.com\n"));
+}
+
+#[test]
+fn allowlist_sources_and_config_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = default_config("http://127.0.0.1:1", &dir.path().join("data"));
+    let top = write(
+        dir.path(),
+        "top.csv",
+        b"1,google.com\n2,example-cdn.net\n3,third.example\n",
+    );
+    let text: iocfeed::config::SourceConfig = toml::from_str(&format!(
+        "name = \"top-sites\"\nkind = \"allowlist\"\nformat = \"top-sites\"\ntop = 2\nschedule = \"0 4 * * *\"\nurl = {:?}\n",
+        url::Url::from_file_path(&top).unwrap().to_string()
+    ))
+    .unwrap();
+    cfg.sources.push(text);
+    cfg.allowlist.entries.push("45.192.105.0/24".into());
+    let (app, _) = app(cfg, t0());
+    let f = write(
+        dir.path(),
+        "x.json",
+        &export(&[
+            report(1, "google.com", "AsyncRAT", 100, "2026-07-10 10:00:00"),
+            report(2, "evil.google.com", "AsyncRAT", 100, "2026-07-10 10:00:00"),
+            report(3, "third.example", "AsyncRAT", 100, "2026-07-10 10:00:00"),
+        ]),
+    );
+    app.pull_source("threatfox-recent", Some(&f)).unwrap();
+    let s = app.pull_source("top-sites", None).unwrap();
+    assert_eq!((s.rows, s.accepted), (2, 2));
+    // Top sites are allowed exactly: a subdomain of google.com is not vouched for; rank 3 is past `top`.
+    assert_eq!(
+        current(&app, "threatfox-botnet-cc-domains").1,
+        "evil.google.com\nthird.example\n"
+    );
+    let st = app.store().unwrap();
+    let v = iocfeed::lookup::lookup(&st.conn, &app.config, "google.com", app.now()).unwrap();
+    assert_eq!(v["allowed_by"]["origin"], "source:top-sites");
+}
+
+#[test]
+fn aged_iocs_leave_every_list_in_one_new_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, clock) = app(default_config("http://127.0.0.1:1", dir.path()), t0());
+    // 150 old C2 domains and 2 fresh ones; the old ones age out together (and the brake lets them go).
+    let mut reports: Vec<Value> = (0..150)
+        .map(|i| {
+            report(
+                i,
+                &format!("old-{i}.remus-c2.example"),
+                "Remus",
+                100,
+                "2026-07-01 00:00:00",
+            )
+        })
+        .collect();
+    reports.push(report(
+        1000,
+        "fresh.remus-c2.example",
+        "Remus",
+        100,
+        "2026-07-10 10:00:00",
+    ));
+    app.pull_source(
+        "threatfox-recent",
+        Some(&write(dir.path(), "a.json", &export(&reports))),
+    )
+    .unwrap();
+    let (v1, txt) = current(&app, "remus-domains");
+    assert_eq!(txt.lines().count(), 151);
+
+    // 91 days after the old ones' last activity (max_age_days = 90), but not the fresh one's.
+    clock.set(Utc.with_ymd_and_hms(2026, 9, 30, 1, 0, 0).unwrap());
+    let fresh = report(
+        1001,
+        "fresh2.remus-c2.example",
+        "Remus",
+        100,
+        "2026-09-29 10:00:00",
+    );
+    app.pull_source(
+        "threatfox-recent",
+        Some(&write(dir.path(), "b.json", &export(&[fresh]))),
+    )
+    .unwrap();
+    let (v2, txt) = current(&app, "remus-domains");
+    assert_eq!(v2, v1 + 1, "one new version");
+    // fresh.… was last active 81.6 days ago: it stays.
+    assert_eq!(txt, "fresh.remus-c2.example\nfresh2.remus-c2.example\n");
+    let st = app.store().unwrap();
+    let v = iocfeed::lookup::lookup(&st.conn, &app.config, "old-7.remus-c2.example", app.now())
+        .unwrap();
+    assert_eq!(v["status"], "aged");
+}
+
+#[test]
+fn the_safety_brake_holds_an_empty_pull_and_a_mass_removal_until_forced() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (app, clock) = app(default_config("http://127.0.0.1:1", &data), t0());
+    let server = TestServer::start(app.clone());
+
+    // A pull of 4,000 IOCs, then one that returns `{}`.
+    let reports: Vec<Value> = (0..4000)
+        .map(|i| {
+            report(
+                i,
+                &format!("c2-{i}.remus-brake.example"),
+                "Remus",
+                100,
+                "2026-07-10 10:00:00",
+            )
+        })
+        .collect();
+    app.pull_source(
+        "threatfox-recent",
+        Some(&write(dir.path(), "big.json", &export(&reports))),
+    )
+    .unwrap();
+    let (v1, before) = current(&app, "remus-domains");
+    assert_eq!(get(server.addr, "/readyz").status, 200);
+    clock.advance(chrono::Duration::minutes(15));
+    let s = app
+        .pull_source(
+            "threatfox-recent",
+            Some(&write(dir.path(), "empty.json", b"{}")),
+        )
+        .unwrap();
+    assert!(s
+        .held
+        .as_deref()
+        .unwrap()
+        .contains("returned no indicators after a pull of 4000"));
+    assert_eq!(current(&app, "remus-domains"), (v1, before.clone()));
+    let r = get(server.addr, "/readyz");
+    assert_eq!(r.status, 503);
+    assert!(
+        r.text().contains("held: source:threatfox-recent"),
+        "{}",
+        r.text()
+    );
+    let sources: Value = serde_json::from_slice(&get(server.addr, "/sources").body).unwrap();
+    assert!(
+        sources[0]["hold"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no indicators"),
+        "{sources}"
+    );
+    assert_eq!(sources[0]["result"], "held");
+
+    // `publish --force` releases it.
+    let out = bin()
+        .args(["publish", "remus-domains", "--force"])
+        .env("IOCFEED_DATA_DIR", &data)
+        .env("IOCFEED_NOW", "2026-07-10T12:30:00Z")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(get(server.addr, "/readyz").status, 200);
+
+    // A full dump holding a third of the list: it would remove two thirds of 4,000 entries. Held.
+    let third: Vec<Value> = reports.iter().take(1300).cloned().collect();
+    clock.advance(chrono::Duration::minutes(15));
+    let s = app
+        .pull_source(
+            "threatfox-full",
+            Some(&write(dir.path(), "full.json", &export(&third))),
+        )
+        .unwrap();
+    assert_eq!(s.withdrawn, 2700);
+    let held = s.lists.iter().find(|o| o.list == "remus-domains").unwrap();
+    assert_eq!(
+        held.held.as_deref(),
+        Some("would remove 2700 of 4000 entries (68% > 50%)")
+    );
+    assert_eq!(current(&app, "remus-domains"), (v1, before.clone()));
+    let served = get(server.addr, "/lists/remus-domains.txt");
+    assert_eq!(served.text(), before);
+    assert_eq!(
+        served.header("x-iocfeed-version"),
+        Some(v1.to_string().as_str())
+    );
+    assert!(get(server.addr, "/readyz")
+        .text()
+        .contains("held: list:remus-domains: would remove 2700"));
+
+    // The operator forces it: the new set is published.
+    let out = bin()
+        .args(["publish", "remus-domains", "--force"])
+        .env("IOCFEED_DATA_DIR", &data)
+        .env("IOCFEED_NOW", "2026-07-10T13:00:00Z")
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains(&format!(
+            "remus-domains v{} (1300 entries): published",
+            v1 + 1
+        )),
+        "{text}"
+    );
+    assert_eq!(current(&app, "remus-domains").1.lines().count(), 1300);
+    // The all-families list holds the same domains and is still held, on its own.
+    let r = get(server.addr, "/readyz");
+    assert!(
+        r.text().contains("held: list:threatfox-botnet-cc-domains"),
+        "{}",
+        r.text()
+    );
+    let out = bin()
+        .args(["publish", "threatfox-botnet-cc-domains", "--force"])
+        .env("IOCFEED_DATA_DIR", &data)
+        .env("IOCFEED_NOW", "2026-07-10T13:00:00Z")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(get(server.addr, "/readyz").status, 200);
+}
