@@ -320,7 +320,7 @@ fn withdrawn_from_a_full_dump_leaves_every_list_but_not_from_the_recent_export()
 
     // The recent export no longer shows c: absence there means nothing.
     clock.advance(chrono::Duration::hours(6));
-    pull_bytes(&app, dir.path(), &export(&[a.clone()]));
+    pull_bytes(&app, dir.path(), &export(std::slice::from_ref(&a)));
     assert_eq!(current(&app, "remus-domains", "txt"), all);
 
     // The next full dump lacks b (ThreatFox deleted it): b leaves every list. c, first reported before the
