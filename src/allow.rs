@@ -169,6 +169,14 @@ impl Allowlist {
     }
 
     fn find_name(&self, name: &str) -> Option<&AllowEntry> {
+        // An exact entry also covers its `www.` twin (top-sites lists name one or the other).
+        if let Some(e) = name
+            .strip_prefix("www.")
+            .and_then(|rest| self.names.get(rest))
+            .and_then(|ids| ids.first())
+        {
+            return Some(&self.entries[*e]);
+        }
         let mut candidate = name;
         let mut exact = true;
         loop {
@@ -287,6 +295,8 @@ mod tests {
         l.add(&parse("google.com").unwrap(), "source:top", None, false);
         assert!(l.find(IocType::Domain, "google.com").is_some());
         assert!(l.find(IocType::Domain, "evil.google.com").is_none());
+        assert!(l.find(IocType::Domain, "www.google.com").is_some());
+        assert!(l.find(IocType::Domain, "x.www.google.com").is_none());
     }
 
     #[test]
