@@ -69,6 +69,8 @@ pub enum Command {
     },
     /// What iocfeed knows of a value and why it is (not) listed, as JSON.
     Ioc { value: String },
+    /// The seed-style Markdown hunting page for a family, from live data.
+    Report { family: String },
     /// Manage allowlist entries (names cover their subdomains; addresses and CIDRs).
     Allow {
         #[command(subcommand)]
@@ -264,6 +266,18 @@ fn run(cli: Cli) -> Result<(), Failure> {
             }
             Ok(())
         }
+        Command::Report { family } => {
+            let app = load(&cli, None)?;
+            let f = app
+                .config
+                .family(family)
+                .ok_or_else(|| usage(format!("no family named {family:?} in {}", config_origin(&cli))))?;
+            let store = app.store().map_err(runtime)?;
+            let now = app.now();
+            let entries = crate::publish::report::entries(&store.conn, &app.config, f, now).map_err(runtime)?;
+            print!("{}", crate::publish::report::render(f, &entries, now));
+            Ok(())
+        }
         Command::Ioc { value } => {
             let app = load(&cli, None)?;
             let store = app.store().map_err(runtime)?;
@@ -409,7 +423,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         } => {
             let app = load(&cli, None)?;
             let fmt = Format::parse(format)
-                .ok_or_else(|| usage(format!("--format {format:?}: use txt, rpz or csv")))?;
+                .ok_or_else(|| usage(format!("--format {format:?}: use one of txt, hosts, rpz, csv, json, stix, kql, edl")))?;
             let l = app.config.list(list).ok_or_else(|| {
                 usage(format!("no list named {list:?} in {}", config_origin(&cli)))
             })?;

@@ -268,21 +268,41 @@ impl FamilyConfig {
     }
 }
 
+/// The formats a list is published in (SPEC §9).
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     Txt,
+    Hosts,
     Rpz,
     Csv,
+    Json,
+    Stix,
+    Kql,
+    Edl,
 }
 
 impl Format {
-    pub const ALL: [Format; 3] = [Format::Txt, Format::Rpz, Format::Csv];
+    pub const ALL: [Format; 8] = [
+        Format::Txt,
+        Format::Hosts,
+        Format::Rpz,
+        Format::Csv,
+        Format::Json,
+        Format::Stix,
+        Format::Kql,
+        Format::Edl,
+    ];
     pub fn as_str(self) -> &'static str {
         match self {
             Format::Txt => "txt",
+            Format::Hosts => "hosts",
             Format::Rpz => "rpz",
             Format::Csv => "csv",
+            Format::Json => "json",
+            Format::Stix => "stix",
+            Format::Kql => "kql",
+            Format::Edl => "edl",
         }
     }
     pub fn parse(s: &str) -> Option<Format> {
@@ -290,9 +310,11 @@ impl Format {
     }
     pub fn content_type(self) -> &'static str {
         match self {
-            Format::Txt => "text/plain; charset=utf-8",
+            Format::Txt | Format::Hosts | Format::Kql | Format::Edl => "text/plain; charset=utf-8",
             Format::Rpz => "text/dns; charset=utf-8",
             Format::Csv => "text/csv; charset=utf-8",
+            Format::Json => "application/json",
+            Format::Stix => "application/stix+json;version=2.1",
         }
     }
 }
@@ -578,6 +600,9 @@ impl Config {
                     "must be at least 1".into(),
                 ));
             }
+            if l.formats.contains(&Format::Hosts) && l.ioc_types().iter().any(|t| *t != IocType::Domain) {
+                return Err(err(line, key("formats"), "hosts needs a list of domains".into()));
+            }
             if l.formats.contains(&Format::Rpz) {
                 let types = l.ioc_types();
                 if types
@@ -633,6 +658,20 @@ impl Config {
         if let Some(u) = threatfox_url {
             self.threatfox.base_url = u;
         }
+    }
+
+    /// The upstream behind a source name (a source no longer configured is its own upstream).
+    pub fn upstream_of(&self, source: &str) -> String {
+        self.source(source).map(|s| s.upstream()).unwrap_or_else(|| source.to_string())
+    }
+
+    /// How many independent reports agree on an IOC: distinct (upstream, report id) pairs, so the same
+    /// ThreatFox report seen in the recent export and in the full dump counts once.
+    pub fn independent_reports<'a>(&self, reports: impl Iterator<Item = (&'a str, &'a str)>) -> usize {
+        let mut seen: Vec<(String, &str)> = reports.map(|(src, id)| (self.upstream_of(src), id)).collect();
+        seen.sort();
+        seen.dedup();
+        seen.len()
     }
 
     pub fn source(&self, name: &str) -> Option<&SourceConfig> {

@@ -215,6 +215,7 @@ pub struct Candidate {
 #[derive(Clone, Debug, Default)]
 pub struct ReportRow {
     pub source: String,
+    pub report_id: String,
     pub family: Option<String>,
     pub malware: Option<String>,
     pub alias: Option<String>,
@@ -234,7 +235,8 @@ pub fn for_each_candidate(
 ) -> Result<()> {
     let mut stmt = conn.prepare_cached(
         "SELECT i.id, i.value, i.first_seen, i.last_seen, i.confidence, i.is_compromised,
-                r.source, r.family, r.malware, r.alias, r.threat_type, r.port, r.reference, r.tags, r.pulled_last
+                r.source, r.family, r.malware, r.alias, r.threat_type, r.port, r.reference, r.tags, r.pulled_last,
+                r.report_id
          FROM ioc i JOIN report r ON r.ioc_id = i.id
          WHERE i.type = ?1 AND i.confidence >= ?2 AND r.withdrawn_at IS NULL
          ORDER BY i.value, r.source, r.report_id",
@@ -270,6 +272,7 @@ pub fn for_each_candidate(
             reference: row.get(12)?,
             tags: row.get(13)?,
             pulled_last: row.get(14)?,
+            report_id: row.get(15)?,
         });
     }
     if let Some(c) = current {

@@ -2,7 +2,13 @@
 //! render every format once (SPEC §9). Rendered bytes are stored with the version and never re-rendered.
 
 pub mod csv;
+pub mod edl;
+pub mod hosts;
+pub mod json;
+pub mod kql;
+pub mod report;
 pub mod rpz;
+pub mod stix;
 pub mod txt;
 
 use std::collections::{BTreeSet, HashSet};
@@ -155,7 +161,7 @@ pub fn select(
                 c.confidence,
                 activity,
                 now,
-                c.reports.len(),
+                cfg.independent_reports(c.reports.iter().map(|r| (r.source.as_str(), r.report_id.as_str()))),
                 c.is_compromised,
             );
             if terms.score < list.min_score {
@@ -221,8 +227,13 @@ pub fn members(entries: &[Entry]) -> String {
 pub fn render(format: Format, ctx: &RenderContext, entries: &[Entry]) -> Vec<u8> {
     match format {
         Format::Txt => txt::render(entries),
+        Format::Hosts => hosts::render(entries),
         Format::Rpz => rpz::render(ctx, entries),
         Format::Csv => csv::render(entries),
+        Format::Json => json::render(entries),
+        Format::Stix => stix::render(ctx, entries),
+        Format::Kql => kql::render(ctx, entries),
+        Format::Edl => edl::render(entries),
     }
 }
 

@@ -17,11 +17,17 @@ use crate::store;
 
 type St = State<Arc<ServerState>>;
 
+/// Sentinel's limit for a watchlist uploaded from a local file: 3.8 MB.
+pub const SENTINEL_UPLOAD_LIMIT: i64 = 3_800_000;
+
 pub fn router(state: Arc<ServerState>) -> Router {
     Router::new()
         .route("/lists", get(index))
         .route("/lists/{file}", get(current))
         .route("/lists/{name}/versions", get(versions))
+        .route("/lists/{name}/diff", get(diff))
+        .route("/families", get(families))
+        .route("/families/{name}/report.md", get(family_report))
         .route("/lists/{name}/{file}", get(versioned))
         .route("/sources", get(sources))
         .route("/iocs", get(iocs))
@@ -69,7 +75,10 @@ async fn index(State(st): St) -> Response {
                         )
                     })
                     .collect();
+                // Sentinel's local watchlist upload takes at most 3.8 MB.
+                let csv_over = sizes.get("csv").is_some_and(|n| *n > SENTINEL_UPLOAD_LIMIT);
                 out.push(json!({
+                    "csv_over_sentinel_upload_limit": csv_over,
                     "name": l.name,
                     "types": l.types,
                     "families": l.families,
@@ -92,7 +101,7 @@ async fn index(State(st): St) -> Response {
 async fn current(State(st): St, Path(file): Path<String>, headers: HeaderMap) -> Response {
     let Some((name, fmt)) = split_file(&file) else {
         return not_found(&format!(
-            "{file:?} is not LIST.FORMAT (formats: txt, rpz, csv)"
+            "{file:?} is not LIST.FORMAT (formats: txt, hosts, rpz, csv, json, stix, kql, edl)"
         ));
     };
     serve_artifact(st, name.to_string(), fmt, None, headers).await
@@ -297,6 +306,100 @@ async fn iocs(State(st): St, Query(q): Query<IocQuery>) -> Response {
         .await;
     match res {
         Ok(v) => Json(v).into_response(),
+        Err(e) => server_error(e),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct DiffQuery {
+    from: Option<i64>,
+    to: Option<i64>,
+}
+
+/// `GET /lists/{name}/diff?from=N[&to=M]`: what changed between two retained versions.
+async fn diff(State(st): St, Path(name): Path<String>, Query(q): Query<DiffQuery>) -> Response {
+    if st.app.config.list(&name).is_none() {
+        return not_found(&format!("no list named {name:?}"));
+    }
+    let Some(from) = q.from else {
+        return (StatusCode::BAD_REQUEST, "give ?from=N (and optionally &to=M)\n").into_response();
+    };
+    let res = st
+        .read(move |conn| {
+            let db = |e: store::StoreError| e.to_string();
+            let Some(latest) = store::latest_version(conn, &name).map_err(db)? else {
+                return Ok(Err((StatusCode::NOT_FOUND, format!("not found: list {name:?} has no version yet\n"))));
+            };
+            let to = q.to.unwrap_or(latest.version);
+            for n in [from, to] {
+                if n < 1 || n > latest.version {
+                    return Ok(Err((StatusCode::NOT_FOUND, format!("not found: list {name:?} has no version {n}\n"))));
+                }
+            }
+            let (Some(a), Some(b)) = (store::version(conn, &name, from).map_err(db)?, store::version(conn, &name, to).map_err(db)?)
+            else {
+                return Ok(Err((StatusCode::GONE, format!("gone: version {} of {name:?} is no longer retained\n", from.min(to)))));
+            };
+            let old: std::collections::BTreeSet<&str> = a.members.lines().collect();
+            let new: std::collections::BTreeSet<&str> = b.members.lines().collect();
+            Ok(Ok(json!({
+                "from": from,
+                "to": to,
+                "added": new.difference(&old).collect::<Vec<_>>(),
+                "removed": old.difference(&new).collect::<Vec<_>>(),
+            })))
+        })
+        .await;
+    match res {
+        Ok(Ok(v)) => Json(v).into_response(),
+        Ok(Err((code, msg))) => (code, msg).into_response(),
+        Err(e) => server_error(e),
+    }
+}
+
+/// `GET /families`: the tracked families, their current IOC count, and the report URL.
+async fn families(State(st): St) -> Response {
+    let app = st.app.clone();
+    let res = st
+        .read(move |conn| {
+            let now = app.now();
+            app.config
+                .families
+                .iter()
+                .map(|f| {
+                    let n = crate::publish::report::entries(conn, &app.config, f, now).map_err(|e| e.to_string())?.len();
+                    Ok(json!({
+                        "name": f.name,
+                        "aliases": f.aliases,
+                        "exclude": f.exclude,
+                        "iocs": n,
+                        "report": format!("/families/{}/report.md", f.name),
+                    }))
+                })
+                .collect::<Result<Vec<_>, String>>()
+        })
+        .await;
+    match res {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => server_error(e),
+    }
+}
+
+/// `GET /families/{name}/report.md`: the seed-style hunting page, from live data.
+async fn family_report(State(st): St, Path(name): Path<String>) -> Response {
+    let Some(family) = st.app.config.family(&name).cloned() else {
+        return not_found(&format!("no family named {name:?}"));
+    };
+    let app = st.app.clone();
+    let res = st
+        .read(move |conn| {
+            let now = app.now();
+            let entries = crate::publish::report::entries(conn, &app.config, &family, now).map_err(|e| e.to_string())?;
+            Ok(crate::publish::report::render(&family, &entries, now))
+        })
+        .await;
+    match res {
+        Ok(md) => ([(header::CONTENT_TYPE, "text/markdown; charset=utf-8")], md).into_response(),
         Err(e) => server_error(e),
     }
 }
