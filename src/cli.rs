@@ -268,13 +268,16 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Report { family } => {
             let app = load(&cli, None)?;
-            let f = app
-                .config
-                .family(family)
-                .ok_or_else(|| usage(format!("no family named {family:?} in {}", config_origin(&cli))))?;
+            let f = app.config.family(family).ok_or_else(|| {
+                usage(format!(
+                    "no family named {family:?} in {}",
+                    config_origin(&cli)
+                ))
+            })?;
             let store = app.store().map_err(runtime)?;
             let now = app.now();
-            let entries = crate::publish::report::entries(&store.conn, &app.config, f, now).map_err(runtime)?;
+            let entries = crate::publish::report::entries(&store.conn, &app.config, f, now)
+                .map_err(runtime)?;
             print!("{}", crate::publish::report::render(f, &entries, now));
             Ok(())
         }
@@ -422,8 +425,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
             output,
         } => {
             let app = load(&cli, None)?;
-            let fmt = Format::parse(format)
-                .ok_or_else(|| usage(format!("--format {format:?}: use one of txt, hosts, rpz, csv, json, stix, kql, edl")))?;
+            let fmt = Format::parse(format).ok_or_else(|| {
+                usage(format!(
+                    "--format {format:?}: use one of txt, hosts, rpz, csv, json, stix, kql, edl"
+                ))
+            })?;
             let l = app.config.list(list).ok_or_else(|| {
                 usage(format!("no list named {list:?} in {}", config_origin(&cli)))
             })?;

@@ -600,8 +600,14 @@ impl Config {
                     "must be at least 1".into(),
                 ));
             }
-            if l.formats.contains(&Format::Hosts) && l.ioc_types().iter().any(|t| *t != IocType::Domain) {
-                return Err(err(line, key("formats"), "hosts needs a list of domains".into()));
+            if l.formats.contains(&Format::Hosts)
+                && l.ioc_types().iter().any(|t| *t != IocType::Domain)
+            {
+                return Err(err(
+                    line,
+                    key("formats"),
+                    "hosts needs a list of domains".into(),
+                ));
             }
             if l.formats.contains(&Format::Rpz) {
                 let types = l.ioc_types();
@@ -662,13 +668,20 @@ impl Config {
 
     /// The upstream behind a source name (a source no longer configured is its own upstream).
     pub fn upstream_of(&self, source: &str) -> String {
-        self.source(source).map(|s| s.upstream()).unwrap_or_else(|| source.to_string())
+        self.source(source)
+            .map(|s| s.upstream())
+            .unwrap_or_else(|| source.to_string())
     }
 
     /// How many independent reports agree on an IOC: distinct (upstream, report id) pairs, so the same
     /// ThreatFox report seen in the recent export and in the full dump counts once.
-    pub fn independent_reports<'a>(&self, reports: impl Iterator<Item = (&'a str, &'a str)>) -> usize {
-        let mut seen: Vec<(String, &str)> = reports.map(|(src, id)| (self.upstream_of(src), id)).collect();
+    pub fn independent_reports<'a>(
+        &self,
+        reports: impl Iterator<Item = (&'a str, &'a str)>,
+    ) -> usize {
+        let mut seen: Vec<(String, &str)> = reports
+            .map(|(src, id)| (self.upstream_of(src), id))
+            .collect();
         seen.sort();
         seen.dedup();
         seen.len()

@@ -266,16 +266,19 @@ fn hostile_values_never_break_a_format() {
     let checkzone = have_tool("named-checkzone");
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = default_config("http://127.0.0.1:1", &dir.path().join("data"));
-    cfg.lists
-        .push(list("all-domains", &["domain"], &["txt", "rpz", "csv"]));
-    cfg.lists
-        .push(list("all-ips", &["ip"], &["txt", "rpz", "csv"]));
-    cfg.lists.push(list("all-urls", &["url"], &["txt", "csv"]));
+    let every = ["txt", "csv", "json", "stix", "kql", "edl"];
     cfg.lists.push(list(
-        "all-hashes",
-        &["md5", "sha1", "sha256"],
-        &["txt", "csv"],
+        "all-domains",
+        &["domain"],
+        &[&every[..], &["rpz", "hosts"]].concat(),
     ));
+    cfg.lists
+        .push(list("all-ips", &["ip"], &[&every[..], &["rpz"]].concat()));
+    cfg.lists.push(list("all-urls", &["url"], &every));
+    cfg.lists
+        .push(list("all-hashes", &["md5", "sha1", "sha256"], &every));
+    let stix = have_tool("stix2_validator");
+    let mut stix_files = Vec::new();
     let (app, clock) = app(cfg, chrono::Utc::now());
     let mut rng = Rng(0x9e3779b97f4a7c15);
     let mut accepted = 0;
@@ -373,6 +376,25 @@ fn hostile_values_never_break_a_format() {
                         }
                     }
                     "csv" => check_csv(&text),
+                    "json" => check_json(&text),
+                    "hosts" => text.lines().for_each(|l| {
+                        check_txt_line("domain", l.strip_prefix("0.0.0.0 ").unwrap())
+                    }),
+                    "edl" => check_edl(&l.types, &text),
+                    "kql" => check_kql(&text),
+                    "stix" => {
+                        let v: Value = serde_json::from_str(&text).unwrap();
+                        assert_eq!(v["type"], "bundle");
+                        if stix {
+                            let p = dir.path().join(format!(
+                                "{}-v{}.stix.json",
+                                l.name,
+                                v["id"].as_str().unwrap()
+                            ));
+                            std::fs::write(&p, &text).unwrap();
+                            stix_files.push(p);
+                        }
+                    }
                     other => panic!("unexpected format {other}"),
                 }
             }
@@ -380,5 +402,60 @@ fn hostile_values_never_break_a_format() {
     }
     if checkzone {
         assert!(rpz_checked >= 10, "{rpz_checked}");
+    }
+    if stix {
+        assert!(stix_files.len() >= 10);
+        validate_stix(&stix_files);
+    }
+}
+
+fn check_json(text: &str) {
+    let v: Value = serde_json::from_str(text).unwrap();
+    for e in v.as_array().unwrap() {
+        let t = e["type"].as_str().unwrap();
+        check_txt_line(t, e["value"].as_str().unwrap());
+    }
+}
+
+fn check_edl(types: &[String], text: &str) {
+    for line in text.lines() {
+        let bare = line.strip_prefix("*.").unwrap_or(line);
+        match types[0].as_str() {
+            "domain" => check_txt_line("domain", bare),
+            "url" => {
+                // No scheme before the host (PAN-OS URL form); the path may hold anything printable.
+                let host = line.split('/').next().unwrap();
+                assert!(
+                    !host.is_empty()
+                        && !host.ends_with(':')
+                        && line.bytes().all(|b| (0x21..0x7f).contains(&b)),
+                    "{line:?}"
+                )
+            }
+            "ip" => check_txt_line("ip", line),
+            _ => check_txt_line(iocfeed::lookup::guess_type(line), line),
+        }
+    }
+}
+
+/// Every KQL string literal is a validated value: no quote or backslash escapes out of it.
+fn check_kql(text: &str) {
+    for line in text.lines().filter(|l| l.starts_with("let ")) {
+        let inner = line
+            .split_once("dynamic([")
+            .unwrap()
+            .1
+            .strip_suffix("]);")
+            .unwrap();
+        if inner.is_empty() {
+            continue;
+        }
+        for item in inner.split(", ") {
+            let v = item
+                .strip_prefix('"')
+                .and_then(|i| i.strip_suffix('"'))
+                .unwrap_or_else(|| panic!("{item:?}"));
+            assert!(!v.contains('"') && !v.contains('\\'), "{v:?}");
+        }
     }
 }

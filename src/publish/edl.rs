@@ -18,7 +18,10 @@ pub fn render(entries: &[Entry]) -> Vec<u8> {
                 }
             }
             IocType::Url => {
-                let bare = e.value.split_once("://").map_or(e.value.as_str(), |(_, rest)| rest);
+                let bare = e
+                    .value
+                    .split_once("://")
+                    .map_or(e.value.as_str(), |(_, rest)| rest);
                 out.push_str(bare);
                 out.push('\n');
             }

@@ -18,10 +18,18 @@ fn lit(v: &str) -> String {
 
 /// `let NAME_1 = dynamic([...]);` blocks; returns the names bound.
 fn lets(out: &mut String, name: &str, values: &[&str]) -> Vec<String> {
-    let chunks: Vec<&[&str]> = if values.is_empty() { vec![&[]] } else { values.chunks(MAX_VALUES).collect() };
+    let chunks: Vec<&[&str]> = if values.is_empty() {
+        vec![&[]]
+    } else {
+        values.chunks(MAX_VALUES).collect()
+    };
     let mut names = Vec::new();
     for (i, chunk) in chunks.iter().enumerate() {
-        let n = if chunks.len() == 1 { name.to_string() } else { format!("{name}_{}", i + 1) };
+        let n = if chunks.len() == 1 {
+            name.to_string()
+        } else {
+            format!("{name}_{}", i + 1)
+        };
         let items: Vec<String> = chunk.iter().map(|v| lit(v)).collect();
         let _ = writeln!(out, "let {n} = dynamic([{}]);", items.join(", "));
         names.push(n);
@@ -30,7 +38,11 @@ fn lets(out: &mut String, name: &str, values: &[&str]) -> Vec<String> {
 }
 
 fn any_of(column: &str, op: &str, names: &[String]) -> String {
-    names.iter().map(|n| format!("{column} {op} ({n})")).collect::<Vec<_>>().join(" or ")
+    names
+        .iter()
+        .map(|n| format!("{column} {op} ({n})"))
+        .collect::<Vec<_>>()
+        .join(" or ")
 }
 
 /// The query for one kind of indicator, or nothing when the entries hold none of it.
@@ -38,7 +50,10 @@ pub fn query(kind: IocType, values: &[&str], source: &str) -> String {
     let mut out = String::new();
     match kind {
         IocType::Domain => {
-            let _ = writeln!(out, "// Hunt for DNS queries to known malicious domains\n// Source: {source}");
+            let _ = writeln!(
+                out,
+                "// Hunt for DNS queries to known malicious domains\n// Source: {source}"
+            );
             let names = lets(&mut out, "malicious_domains", values);
             let _ = writeln!(
                 out,
@@ -47,7 +62,10 @@ pub fn query(kind: IocType, values: &[&str], source: &str) -> String {
             );
         }
         IocType::Ip => {
-            let _ = writeln!(out, "// Hunt for connections to known malicious addresses\n// Source: {source}");
+            let _ = writeln!(
+                out,
+                "// Hunt for connections to known malicious addresses\n// Source: {source}"
+            );
             let names = lets(&mut out, "malicious_ips", values);
             let _ = writeln!(
                 out,
@@ -57,7 +75,10 @@ pub fn query(kind: IocType, values: &[&str], source: &str) -> String {
             );
         }
         IocType::Url => {
-            let _ = writeln!(out, "// Hunt for requests to known malicious URLs\n// Source: {source}");
+            let _ = writeln!(
+                out,
+                "// Hunt for requests to known malicious URLs\n// Source: {source}"
+            );
             let names = lets(&mut out, "malicious_urls", values);
             let _ = writeln!(
                 out,
@@ -71,8 +92,15 @@ pub fn query(kind: IocType, values: &[&str], source: &str) -> String {
                 IocType::Sha1 => "SHA1",
                 _ => "SHA256",
             };
-            let _ = writeln!(out, "// Hunt for known malicious files ({column})\n// Source: {source}");
-            let names = lets(&mut out, &format!("malicious_{}", column.to_lowercase()), values);
+            let _ = writeln!(
+                out,
+                "// Hunt for known malicious files ({column})\n// Source: {source}"
+            );
+            let names = lets(
+                &mut out,
+                &format!("malicious_{}", column.to_lowercase()),
+                values,
+            );
             let _ = writeln!(
                 out,
                 "DeviceFileEvents\n| where {}\n| project TimeGenerated, DeviceName, FileName, FolderPath, {column}\n| order by TimeGenerated desc",
@@ -84,7 +112,10 @@ pub fn query(kind: IocType, values: &[&str], source: &str) -> String {
 }
 
 pub fn render(ctx: &RenderContext, entries: &[Entry]) -> Vec<u8> {
-    let source = format!("iocfeed list {} v{} (ThreatFox)", ctx.list.name, ctx.version);
+    let source = format!(
+        "iocfeed list {} v{} (ThreatFox)",
+        ctx.list.name, ctx.version
+    );
     let mut parts = Vec::new();
     for kind in ctx.list.ioc_types() {
         let values: Vec<&str> = entries

@@ -161,7 +161,11 @@ pub fn select(
                 c.confidence,
                 activity,
                 now,
-                cfg.independent_reports(c.reports.iter().map(|r| (r.source.as_str(), r.report_id.as_str()))),
+                cfg.independent_reports(
+                    c.reports
+                        .iter()
+                        .map(|r| (r.source.as_str(), r.report_id.as_str())),
+                ),
                 c.is_compromised,
             );
             if terms.score < list.min_score {

@@ -1,6 +1,7 @@
 //! `stix`: a STIX 2.1 bundle of `indicator` objects (SPEC §9.6), valid for the OASIS `stix2-validator`.
 //!
-//! Identifiers are UUIDv5 of the list, version and value, so the same data renders the same bytes.
+//! Identifiers are derived from a hash of what they name (shaped as UUIDv4, which the STIX validator expects
+//! of objects that are not cyber observables), so the same data renders the same bytes.
 
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -9,8 +10,20 @@ use super::{Entry, RenderContext};
 use crate::clock::iso;
 use crate::normalise::{is_valid, IocType};
 
-/// iocfeed's UUIDv5 namespace.
-const NAMESPACE: Uuid = Uuid::from_u128(0x6a1f_3c52_8e0b_4d7e_9f21_0c4b_7d93_e5a8);
+/// A stable UUID (v4 layout) for `name`.
+fn stable_id(name: &str) -> Uuid {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("iocfeed:{name}").as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_random_bytes(bytes).into_uuid()
+}
+
+/// STIX timestamps carry milliseconds.
+fn stix_time(t: i64) -> String {
+    let s = iso(t);
+    format!("{}.000Z", s.trim_end_matches('Z'))
+}
 
 /// A STIX pattern string literal: `\` and `'` escaped.
 fn lit(v: &str) -> String {
@@ -30,12 +43,16 @@ pub fn pattern(t: IocType, value: &str) -> String {
 }
 
 pub fn render(ctx: &RenderContext, entries: &[Entry]) -> Vec<u8> {
-    let published = iso(ctx.published_at);
+    let published = stix_time(ctx.published_at);
     let mut objects = Vec::new();
     for e in entries.iter().filter(|e| is_valid(e.ioc_type, &e.value)) {
-        let id = Uuid::new_v5(&NAMESPACE, format!("{}:{}", e.ioc_type.as_str(), e.value).as_bytes());
+        let id = stable_id(&format!("{}:{}", e.ioc_type.as_str(), e.value));
         // created ≤ modified: an indicator is created when first seen (or published, if earlier unknown).
-        let created = iso(e.first_seen.unwrap_or(ctx.published_at).min(ctx.published_at));
+        let created = stix_time(
+            e.first_seen
+                .unwrap_or(ctx.published_at)
+                .min(ctx.published_at),
+        );
         let families: Vec<&str> = e.families.iter().map(String::as_str).collect();
         let mut o = json!({
             "type": "indicator",
@@ -53,23 +70,31 @@ pub fn render(ctx: &RenderContext, entries: &[Entry]) -> Vec<u8> {
             "valid_from": created,
             "confidence": e.confidence,
         });
-        let labels: Vec<String> = e.tags.iter().filter(|t| !t.trim().is_empty()).cloned().collect();
+        let labels: Vec<String> = e
+            .tags
+            .iter()
+            .filter(|t| !t.trim().is_empty())
+            .cloned()
+            .collect();
         if !labels.is_empty() {
             o["labels"] = json!(labels);
         }
+        // Feed references are free text: only a URL that passes the same checks as a URL indicator is kept.
         let refs: Vec<Value> = e
             .references
             .iter()
-            .filter(|r| url::Url::parse(r).is_ok_and(|u| matches!(u.scheme(), "http" | "https")))
-            .map(|r| json!({"source_name": "reference", "url": url::Url::parse(r).map(|u| u.to_string()).unwrap_or_default()}))
+            .filter_map(|r| crate::normalise::url(r).ok())
+            .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
+            .map(|u| json!({"source_name": "reference", "url": u}))
             .collect();
         if !refs.is_empty() {
             o["external_references"] = json!(refs);
         }
         objects.push(o);
     }
-    let bundle_id = Uuid::new_v5(&NAMESPACE, format!("bundle:{}:{}", ctx.list.name, ctx.version).as_bytes());
-    let bundle = json!({"type": "bundle", "id": format!("bundle--{bundle_id}"), "objects": objects});
+    let bundle_id = stable_id(&format!("bundle:{}:{}", ctx.list.name, ctx.version));
+    let bundle =
+        json!({"type": "bundle", "id": format!("bundle--{bundle_id}"), "objects": objects});
     let mut out = serde_json::to_vec_pretty(&bundle).unwrap_or_default();
     out.push(b'\n');
     out
@@ -81,8 +106,14 @@ mod tests {
 
     #[test]
     fn patterns_escape_quotes() {
-        assert_eq!(pattern(IocType::Url, "http://x.example/a'b"), "[url:value = 'http://x.example/a\\'b']");
-        assert_eq!(pattern(IocType::Ip, "2a01:4f8::1"), "[ipv6-addr:value = '2a01:4f8::1']");
+        assert_eq!(
+            pattern(IocType::Url, "http://x.example/a'b"),
+            "[url:value = 'http://x.example/a\\'b']"
+        );
+        assert_eq!(
+            pattern(IocType::Ip, "2a01:4f8::1"),
+            "[ipv6-addr:value = '2a01:4f8::1']"
+        );
         assert_eq!(pattern(IocType::Sha1, "ab"), "[file:hashes.'SHA-1' = 'ab']");
     }
 }

@@ -322,23 +322,41 @@ async fn diff(State(st): St, Path(name): Path<String>, Query(q): Query<DiffQuery
         return not_found(&format!("no list named {name:?}"));
     }
     let Some(from) = q.from else {
-        return (StatusCode::BAD_REQUEST, "give ?from=N (and optionally &to=M)\n").into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            "give ?from=N (and optionally &to=M)\n",
+        )
+            .into_response();
     };
     let res = st
         .read(move |conn| {
             let db = |e: store::StoreError| e.to_string();
             let Some(latest) = store::latest_version(conn, &name).map_err(db)? else {
-                return Ok(Err((StatusCode::NOT_FOUND, format!("not found: list {name:?} has no version yet\n"))));
+                return Ok(Err((
+                    StatusCode::NOT_FOUND,
+                    format!("not found: list {name:?} has no version yet\n"),
+                )));
             };
             let to = q.to.unwrap_or(latest.version);
             for n in [from, to] {
                 if n < 1 || n > latest.version {
-                    return Ok(Err((StatusCode::NOT_FOUND, format!("not found: list {name:?} has no version {n}\n"))));
+                    return Ok(Err((
+                        StatusCode::NOT_FOUND,
+                        format!("not found: list {name:?} has no version {n}\n"),
+                    )));
                 }
             }
-            let (Some(a), Some(b)) = (store::version(conn, &name, from).map_err(db)?, store::version(conn, &name, to).map_err(db)?)
-            else {
-                return Ok(Err((StatusCode::GONE, format!("gone: version {} of {name:?} is no longer retained\n", from.min(to)))));
+            let (Some(a), Some(b)) = (
+                store::version(conn, &name, from).map_err(db)?,
+                store::version(conn, &name, to).map_err(db)?,
+            ) else {
+                return Ok(Err((
+                    StatusCode::GONE,
+                    format!(
+                        "gone: version {} of {name:?} is no longer retained\n",
+                        from.min(to)
+                    ),
+                )));
             };
             let old: std::collections::BTreeSet<&str> = a.members.lines().collect();
             let new: std::collections::BTreeSet<&str> = b.members.lines().collect();
@@ -367,7 +385,9 @@ async fn families(State(st): St) -> Response {
                 .families
                 .iter()
                 .map(|f| {
-                    let n = crate::publish::report::entries(conn, &app.config, f, now).map_err(|e| e.to_string())?.len();
+                    let n = crate::publish::report::entries(conn, &app.config, f, now)
+                        .map_err(|e| e.to_string())?
+                        .len();
                     Ok(json!({
                         "name": f.name,
                         "aliases": f.aliases,
@@ -394,7 +414,8 @@ async fn family_report(State(st): St, Path(name): Path<String>) -> Response {
     let res = st
         .read(move |conn| {
             let now = app.now();
-            let entries = crate::publish::report::entries(conn, &app.config, &family, now).map_err(|e| e.to_string())?;
+            let entries = crate::publish::report::entries(conn, &app.config, &family, now)
+                .map_err(|e| e.to_string())?;
             Ok(crate::publish::report::render(&family, &entries, now))
         })
         .await;

@@ -334,3 +334,17 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// Runs the OASIS STIX 2.1 validator on `files`; every one must be valid.
+pub fn validate_stix(files: &[std::path::PathBuf]) {
+    let out = Command::new("stix2_validator")
+        .args(["--version", "2.1", "--strict-types"])
+        .args(files)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stix2_validator:\n{text}");
+    assert_eq!(text.matches("[X]").count(), 0, "{text}");
+    assert!(text.matches("[+]").count() >= files.len(), "{text}");
+}
