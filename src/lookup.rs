@@ -62,12 +62,16 @@ pub fn lookup(conn: &Connection, cfg: &Config, raw: &str, now: i64) -> Result<Va
         .chain(row.last_seen)
         .max()
         .unwrap_or_else(|| sightings.iter().map(|s| s.pulled_last).max().unwrap_or(0));
+    let reports = cfg.independent_reports(
+        live.iter()
+            .map(|s| (s.source.as_str(), s.report_id.as_str())),
+    );
     let terms = score::score(
         &cfg.scoring,
         row.confidence,
         activity,
         now,
-        live.len().max(1),
+        reports.max(1),
         row.is_compromised,
     );
     let aged = now - activity > cfg.scoring.max_age_days as i64 * 86_400;
