@@ -37,6 +37,8 @@ pub struct App {
     pub config: Config,
     pub clock: SharedClock,
     pub data_dir: PathBuf,
+    /// When the scheduler will next pull each source (Unix time), for `/sources`.
+    next_pulls: std::sync::Mutex<std::collections::BTreeMap<String, i64>>,
 }
 
 impl App {
@@ -46,7 +48,21 @@ impl App {
             config,
             clock,
             data_dir,
+            next_pulls: Default::default(),
         }
+    }
+
+    pub fn set_next_pull(&self, source: &str, at: Option<chrono::DateTime<chrono::Utc>>) {
+        let mut m = self.next_pulls.lock().unwrap();
+        match at {
+            Some(t) => m.insert(source.to_string(), t.timestamp()),
+            None => m.remove(source),
+        };
+    }
+
+    /// When the scheduler will next pull `source`, if it is scheduled in this process.
+    pub fn next_pull(&self, source: &str) -> Option<i64> {
+        self.next_pulls.lock().unwrap().get(source).copied()
     }
 
     pub fn now(&self) -> i64 {
@@ -67,12 +83,14 @@ impl App {
             source_name: name.to_string(),
             url: String::new(),
             reason: "no such source in the configuration".into(),
+            retry_after: None,
         })?;
         let url = || source.effective_url(&self.config.threatfox);
         let mut store = self.store().map_err(|e| pull::PullError {
             source_name: name.to_string(),
             url: url(),
             reason: e.to_string(),
+            retry_after: None,
         })?;
         let input = match file {
             Some(p) => pull::Input::File(p),
@@ -81,16 +99,16 @@ impl App {
         pull::run(&mut store, &self.config, source, input, self.now())
     }
 
-    /// Pulls a source and logs the outcome in one line; true on success (a 304 included).
-    pub fn pull_source_logged(&self, name: &str) -> bool {
+    /// Pulls a source and logs the outcome in one line. On failure, the upstream's Retry-After, if any.
+    pub fn pull_source_logged(&self, name: &str) -> Result<(), Option<u64>> {
         match self.pull_source(name, None) {
             Ok(s) => {
                 log_summary(&s);
-                true
+                Ok(())
             }
             Err(e) => {
                 tracing::warn!("{e}");
-                false
+                Err(e.retry_after)
             }
         }
     }

@@ -43,6 +43,23 @@ pub struct PullError {
     pub source_name: String,
     pub url: String,
     pub reason: String,
+    /// Seconds the upstream asked us to wait (429/503 `Retry-After`).
+    pub retry_after: Option<u64>,
+}
+
+/// Why a pull failed, before the source and URL are attached.
+pub struct Failure {
+    reason: String,
+    retry_after: Option<u64>,
+}
+
+impl From<String> for Failure {
+    fn from(reason: String) -> Failure {
+        Failure {
+            reason,
+            retry_after: None,
+        }
+    }
 }
 
 /// Where a pull reads from: the source's own URL, or a file the user downloaded (`pull --file`).
@@ -62,10 +79,11 @@ pub fn run(
         Input::Fetch => source.effective_url(&cfg.threatfox),
         Input::File(p) => p.display().to_string(),
     };
-    let fail = |reason: String| PullError {
+    let fail = |f: Failure| PullError {
         source_name: source.name.clone(),
         url: url.clone(),
-        reason: fetch::one_line(&reason),
+        reason: fetch::one_line(&f.reason),
+        retry_after: f.retry_after,
     };
     let result = run_inner(store, cfg, source, &input, &url, now).map_err(fail);
     if let Err(e) = &result {
@@ -84,7 +102,7 @@ fn run_inner(
     input: &Input,
     url: &str,
     now: i64,
-) -> Result<Summary, String> {
+) -> Result<Summary, Failure> {
     let previous = store::source_state(&store.conn, &source.name).map_err(|e| e.to_string())?;
     let tmp = store
         .path

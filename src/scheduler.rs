@@ -5,7 +5,6 @@
 
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
@@ -50,6 +49,20 @@ pub fn next_run(schedule: &cron::Schedule, now: DateTime<Utc>, failures: u32) ->
     }
 }
 
+/// True when a source's last success is older than two of its scheduling periods (plus ten minutes): its
+/// data, and every list fed by it, are going stale.
+pub fn is_stale(schedule: &str, last_success: Option<i64>, now: DateTime<Utc>) -> bool {
+    let (Ok(s), Some(last)) = (parse_schedule(schedule), last_success) else {
+        return false;
+    };
+    let mut next = s.after(&now);
+    let period = match (next.next(), next.next()) {
+        (Some(a), Some(b)) => (b - a).num_seconds(),
+        _ => return false,
+    };
+    now.timestamp() - last > 2 * period + 600
+}
+
 /// Runs every source's schedule until `shutdown` flips. A source that has never pulled successfully is
 /// pulled at once, so a fresh install has lists within a minute instead of at the next cron slot.
 pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
@@ -87,18 +100,28 @@ async fn source_loop(app: Arc<App>, source: SourceConfig, mut shutdown: watch::R
         next_run(&schedule, app.clock.now(), 0)
     };
     loop {
-        let wait = (due - app.clock.now()).to_std().unwrap_or(Duration::ZERO);
+        app.set_next_pull(&source.name, Some(due));
         tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
+            _ = app.clock.sleep_until(due) => {}
             _ = shutdown.changed() => return,
         }
         let app2 = app.clone();
         let name = source.name.clone();
-        let ok = tokio::task::spawn_blocking(move || app2.pull_source_logged(&name))
+        app.set_next_pull(&source.name, None);
+        let outcome = tokio::task::spawn_blocking(move || app2.pull_source_logged(&name))
             .await
-            .unwrap_or(false);
-        failures = if ok { 0 } else { failures.saturating_add(1) };
-        due = next_run(&schedule, app.clock.now(), failures);
+            .unwrap_or(Err(None));
+        failures = if outcome.is_ok() {
+            0
+        } else {
+            failures.saturating_add(1)
+        };
+        let now = app.clock.now();
+        due = next_run(&schedule, now, failures);
+        // A 429 or 503 with Retry-After: never come back sooner than the upstream asked.
+        if let Err(Some(secs)) = outcome {
+            due = due.max(now + chrono::Duration::seconds(secs.min(86_400) as i64));
+        }
         if failures > 0 {
             tracing::info!(source = %source.name, retry_at = %due.format("%Y-%m-%dT%H:%M:%SZ"), failures, "pull will be retried");
         }
@@ -109,6 +132,17 @@ async fn source_loop(app: Arc<App>, source: SourceConfig, mut shutdown: watch::R
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn staleness_is_two_periods() {
+        let now = Utc.with_ymd_and_hms(2026, 7, 14, 8, 0, 0).unwrap();
+        let t = now.timestamp();
+        assert!(!is_stale("*/15 * * * *", Some(t - 30 * 60), now));
+        assert!(is_stale("*/15 * * * *", Some(t - 41 * 60), now));
+        assert!(!is_stale("17 3 * * *", Some(t - 40 * 3600), now));
+        assert!(is_stale("17 3 * * *", Some(t - 49 * 3600), now));
+        assert!(!is_stale("*/15 * * * *", None, now));
+    }
 
     #[test]
     fn five_field_cron_is_minute_first() {

@@ -216,6 +216,7 @@ async fn versions(State(st): St, Path(name): Path<String>) -> Response {
 
 async fn sources(State(st): St) -> Response {
     let cfg = st.app.config.clone();
+    let app = st.app.clone();
     let res = st
         .read(move |conn| {
             cfg.sources
@@ -244,6 +245,8 @@ async fn sources(State(st): St) -> Response {
                         "rejects": state.rejects,
                         "rejected_samples": samples,
                         "hold": hold.map(|h| json!({"reason": h.reason, "since": iso(h.since)})),
+                        "next_pull": app.next_pull(&s.name).map(iso),
+                        "stale": crate::scheduler::is_stale(&s.schedule, state.last_success, app.clock.now()),
                     }))
                 })
                 .collect::<Result<Vec<_>, String>>()
@@ -255,33 +258,67 @@ async fn sources(State(st): St) -> Response {
     }
 }
 
-/// Ready once at least one list has been published and nothing is held by the safety brake.
+/// Ready once a list has been published, while nothing is held by the safety brake and no source is stale.
+/// A source whose last pull failed is named either way.
 async fn readyz(State(st): St) -> Response {
-    let cfg = st.app.config.clone();
+    let app = st.app.clone();
     let res = st
         .read(move |conn| {
-            let holds = store::holds(conn).map_err(|e| e.to_string())?;
-            if let Some(h) = holds.first() {
-                return Ok(Some(format!("held: {}: {}", h.scope, h.reason)));
+            let db = |e: store::StoreError| e.to_string();
+            let mut problems = Vec::new();
+            let mut notes = Vec::new();
+            for h in store::holds(conn).map_err(db)? {
+                problems.push(format!("held: {}: {}", h.scope, h.reason));
             }
-            for l in &cfg.lists {
-                if store::latest_version(conn, &l.name)
-                    .map_err(|e| e.to_string())?
-                    .is_some()
-                {
-                    return Ok(None);
+            let now = app.clock.now();
+            for s in &app.config.sources {
+                let state = store::source_state(conn, &s.name).map_err(db)?;
+                if crate::scheduler::is_stale(&s.schedule, state.last_success, now) {
+                    problems.push(format!(
+                        "stale: source {} last pulled {}",
+                        s.name,
+                        state.last_success.map(iso).unwrap_or_default()
+                    ));
+                }
+                if state.last_result.as_deref() == Some("error") {
+                    notes.push(format!(
+                        "source {} failing ({} in a row): {}",
+                        s.name,
+                        state.failures,
+                        state.last_error.unwrap_or_default()
+                    ));
                 }
             }
-            Ok(Some("no list published yet".to_string()))
+            let mut published = false;
+            for l in &app.config.lists {
+                published |= store::latest_version(conn, &l.name).map_err(db)?.is_some();
+            }
+            if !published {
+                problems.push("no list published yet".into());
+            }
+            Ok((problems, notes))
         })
         .await;
     match res {
-        Ok(None) => (StatusCode::OK, "ready\n").into_response(),
-        Ok(Some(why)) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("not ready: {why}\n"),
-        )
-            .into_response(),
+        Ok((problems, notes)) => {
+            let mut body = if problems.is_empty() {
+                "ready\n".to_string()
+            } else {
+                problems
+                    .iter()
+                    .map(|p| format!("not ready: {p}\n"))
+                    .collect()
+            };
+            for n in notes {
+                body.push_str(&format!("warning: {n}\n"));
+            }
+            let code = if problems.is_empty() {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            (code, body).into_response()
+        }
         Err(e) => server_error(e),
     }
 }
