@@ -440,10 +440,24 @@ impl Config {
 
     /// Parses and validates configuration text; `origin` names it in errors.
     pub fn parse(origin: &str, text: &str) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            file: origin.to_string(),
-            line: e.span().map(|s| line_of(text, s.start)).unwrap_or_default(),
-            message: e.message().trim().replace('\n', " "),
+        // serde_path_to_error names the key (`list[0].max_entries`) when a value has the wrong type.
+        let de = toml::Deserializer::new(text);
+        let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let message = inner.message().trim().replace('\n', " ");
+            ConfigError::Parse {
+                file: origin.to_string(),
+                line: inner
+                    .span()
+                    .map(|s| line_of(text, s.start))
+                    .unwrap_or_default(),
+                message: if path.is_empty() || path == "." || message.contains(&path) {
+                    message
+                } else {
+                    format!("{path}: {message}")
+                },
+            }
         })?;
         config.validate(origin, text)?;
         Ok(config)
@@ -478,6 +492,28 @@ impl Config {
                     m,
                 ));
             }
+        }
+        let sc = &self.scoring;
+        if sc.max_age_days == 0 {
+            return Err(err(
+                line_of_key(text, "max_age_days"),
+                "scoring.max_age_days".into(),
+                "must be at least 1".into(),
+            ));
+        }
+        if !(sc.half_life_days.is_finite() && sc.half_life_days > 0.0) {
+            return Err(err(
+                line_of_key(text, "half_life_days"),
+                "scoring.half_life_days".into(),
+                "must be a positive number of days".into(),
+            ));
+        }
+        if !(0.0..=1.0).contains(&sc.compromised_factor) {
+            return Err(err(
+                line_of_key(text, "compromised_factor"),
+                "scoring.compromised_factor".into(),
+                "must be 0.0 to 1.0".into(),
+            ));
         }
         let mut names = HashSet::new();
         for (i, s) in self.sources.iter().enumerate() {
@@ -583,8 +619,11 @@ impl Config {
                     "at least one format is required".into(),
                 ));
             }
-            if l.min_confidence > 100 || l.min_score > 100 {
+            if l.min_confidence > 100 {
                 return Err(err(line, key("min_confidence"), "must be 0 to 100".into()));
+            }
+            if l.min_score > 100 {
+                return Err(err(line, key("min_score"), "must be 0 to 100".into()));
             }
             if !(0.0..=1.0).contains(&l.max_removal_ratio) {
                 return Err(err(

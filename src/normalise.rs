@@ -79,6 +79,8 @@ pub enum Reject {
     BadPort,
     BadUrl,
     BadHash,
+    SpecialUse,
+    BadLabel,
 }
 
 impl Reject {
@@ -99,6 +101,8 @@ impl Reject {
             Reject::BadPort => "bad-port",
             Reject::BadUrl => "bad-url",
             Reject::BadHash => "bad-hash",
+            Reject::SpecialUse => "special-use",
+            Reject::BadLabel => "bad-label",
         }
     }
 }
@@ -145,6 +149,18 @@ fn forbidden_in_name(c: char) -> bool {
     c.is_whitespace() || c.is_control() || matches!(c, '*' | '/' | ':' | '\\' | '"' | ';' | '@')
 }
 
+/// Code points that IDNA silently drops (soft hyphen, zero-width and direction marks, variation selectors):
+/// `ex\u{200b}ample.com` must not quietly become `example.com`.
+fn invisible(c: char) -> bool {
+    matches!(c as u32,
+        0x00AD | 0x034F | 0x061C | 0x115F | 0x1160 | 0x17B4 | 0x17B5 | 0x180B..=0x180F | 0x200B..=0x200F
+        | 0x202A..=0x202E | 0x2060..=0x206F | 0x3164 | 0xFE00..=0xFE0F | 0xFEFF | 0xFFA0 | 0xE0000..=0xE0FFF)
+}
+
+/// Top-level names that are never on the public Internet (RFC 6761, RFC 6762, RFC 7686) or that DNS
+/// software treats specially.
+const SPECIAL_TLDS: [&str; 6] = ["localhost", "local", "invalid", "arpa", "onion", "internal"];
+
 /// Normalises a domain name: trim, lowercase, one trailing dot removed, IDNA (UTS #46) to punycode, then
 /// strict label checks and the Public Suffix List (private section included).
 pub fn domain(raw: &str) -> Result<String, Reject> {
@@ -152,7 +168,7 @@ pub fn domain(raw: &str) -> Result<String, Reject> {
     if s.is_empty() {
         return Err(Reject::Empty);
     }
-    if s.chars().any(forbidden_in_name) {
+    if s.chars().any(|c| forbidden_in_name(c) || invisible(c)) {
         return Err(Reject::InvalidCharacter);
     }
     let s = s.strip_suffix('.').unwrap_or(s);
@@ -188,9 +204,29 @@ fn check_domain(name: &str) -> Result<(), Reject> {
         {
             return Err(Reject::InvalidCharacter);
         }
+        // Hostname rules: no hyphen at either end of a label (a leading one also reads as a CSV formula).
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err(Reject::BadLabel);
+        }
+        // RPZ gives these labels meaning (rpz-ip, rpz-nsdname, rpz-client-ip, rpz-drop, …): a feed value
+        // carrying one would become a resolver-wide policy rule instead of a name.
+        if label.starts_with("rpz-") {
+            return Err(Reject::SpecialUse);
+        }
+        // A-labels must decode: `xn--zz` is not a name any resolver or registry would hand out.
+        if label.starts_with("xn--") {
+            let (_, r) = idna::domain_to_unicode(label);
+            if r.is_err() {
+                return Err(Reject::Idna);
+            }
+        }
     }
     if labels < 2 {
         return Err(Reject::SingleLabel);
+    }
+    let tld = name.rsplit('.').next().unwrap_or("");
+    if SPECIAL_TLDS.contains(&tld) {
+        return Err(Reject::SpecialUse);
     }
     // An all-numeric dotted name that did not parse as an address (e.g. `1.2.3`) is not a domain either.
     if name.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
@@ -272,6 +308,7 @@ fn reserved_v4(ip: Ipv4Addr) -> bool {
         || (a == 192 && b == 168)                   // RFC 1918
         || (a == 192 && b == 0 && c == 0)           // IETF protocol assignments
         || (a == 192 && b == 0 && c == 2)           // TEST-NET-1
+        || (a == 192 && b == 88 && c == 99)         // 6to4 relay anycast (deprecated)
         || (a == 198 && (b == 18 || b == 19))       // benchmarking
         || (a == 198 && b == 51 && c == 100)        // TEST-NET-2
         || (a == 203 && b == 0 && c == 113)         // TEST-NET-3
@@ -288,6 +325,11 @@ fn reserved_v6(ip: Ipv6Addr) -> bool {
         || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
         || (s[0] == 0x3fff && s[1] < 0x1000) // documentation, RFC 9637
         || s[..6] == [0, 0, 0, 0, 0, 0] // IPv4-compatible (deprecated)
+        || (s[0] == 0x0064 && s[1] == 0xff9b) // NAT64 (64:ff9b::/96 and the local-use /48)
+        || s[0] == 0x2002 // 6to4: wraps an IPv4 address, private ones included
+        || (s[0] & 0xffc0) == 0xfec0 // site-local (deprecated)
+        || (s[0] == 0x0100 && s[1..4] == [0, 0, 0]) // discard-only
+        || (s[0] == 0x2001 && s[1] < 0x0200) // IETF protocol assignments, Teredo, benchmarking, ORCHID
 }
 
 /// Normalises a URL: scheme and host lowercased, default port dropped, host validated as a domain or address.
@@ -300,7 +342,15 @@ pub fn url(raw: &str) -> Result<String, Reject> {
     if s.chars().any(|c| c.is_control() || c.is_whitespace()) {
         return Err(Reject::InvalidCharacter);
     }
-    let u = url::Url::parse(s).map_err(|_| Reject::BadUrl)?;
+    let mut u = url::Url::parse(s).map_err(|_| Reject::BadUrl)?;
+    if u.port() == Some(0) {
+        return Err(Reject::BadPort);
+    }
+    // Credentials in an indicator URL are the victim's or the attacker's secret: never republish them.
+    if !u.username().is_empty() || u.password().is_some() {
+        let _ = u.set_username("");
+        let _ = u.set_password(None);
+    }
     if !matches!(
         u.scheme(),
         "http" | "https" | "ftp" | "ws" | "wss" | "tcp" | "udp"
@@ -317,7 +367,11 @@ pub fn url(raw: &str) -> Result<String, Reject> {
             }
         }
         Some(url::Host::Ipv6(v6)) => {
-            if reserved_v6(v6) {
+            let reserved = match v6.to_ipv4_mapped() {
+                Some(v4) => reserved_v4(v4),
+                None => reserved_v6(v6),
+            };
+            if reserved {
                 return Err(Reject::ReservedAddress);
             }
         }
@@ -374,7 +428,54 @@ mod tests {
     }
 
     #[test]
+    fn special_names_and_labels() {
+        for v in [
+            "com.rpz-nsdname",
+            "1.0.0.0.0.rpz-ip",
+            "32.8.8.8.8.rpz-nsip",
+            "24.0.0.168.192.rpz-client-ip",
+            "x.local",
+            "a.onion",
+            "x.localhost",
+            "1.in-addr.arpa",
+        ] {
+            assert_eq!(domain(v), Err(Reject::SpecialUse), "{v}");
+        }
+        assert_eq!(domain("-lead.evil.com"), Err(Reject::BadLabel));
+        assert_eq!(domain("trail-.evil.com"), Err(Reject::BadLabel));
+        assert_eq!(domain("xn--zz.com"), Err(Reject::Idna));
+        assert_eq!(domain("ex\u{200b}ample.com"), Err(Reject::InvalidCharacter));
+        assert_eq!(domain("ev\u{ad}il.com"), Err(Reject::InvalidCharacter));
+        assert_eq!(
+            domain("xn--mnchen-bank-thb.de").unwrap(),
+            "xn--mnchen-bank-thb.de"
+        );
+    }
+
+    #[test]
+    fn url_edges() {
+        assert_eq!(
+            url("http://[::ffff:10.0.0.1]/"),
+            Err(Reject::ReservedAddress)
+        );
+        assert_eq!(url("http://evil-remus.com:0/"), Err(Reject::BadPort));
+        assert_eq!(
+            url("http://user:pass@evil-remus.com/x").unwrap(),
+            "http://evil-remus.com/x"
+        );
+    }
+
+    #[test]
     fn ip_forms() {
+        for v in [
+            "64:ff9b::a00:1",
+            "2002:a00:1::1",
+            "fec0::1",
+            "100::1",
+            "192.88.99.1",
+        ] {
+            assert_eq!(ip_port(v), Err(Reject::ReservedAddress), "{v}");
+        }
         assert_eq!(
             ip_port("::ffff:45.192.105.203").unwrap().0.to_string(),
             "45.192.105.203"

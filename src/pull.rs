@@ -245,25 +245,32 @@ fn read_reports(
     newest_first_seen: &mut Option<i64>,
 ) -> Result<(), String> {
     let mut db_error: Option<String> = None;
-    let parsed = threatfox::read_file(path, &mut |row| {
+    let parsed = threatfox::read_file(path, source.max_bytes, &mut |row| {
         summary.rows += 1;
         if summary.rows % PROGRESS_EVERY == 0 {
             tracing::info!(source = %source.name, rows = summary.rows, "pull in progress");
         }
         let outcome = match row {
-            Ok(report) => {
+            Ok(mut report) => {
+                // Upstream clocks are not ours: a time in the future would never age and, in a full dump,
+                // would withdraw everything reported since. Nothing is later than now.
+                report.first_seen = report.first_seen.map(|t| t.min(now));
+                report.last_seen = report.last_seen.map(|t| t.min(now));
                 if full {
-                    if let Some(id) = &report.report_id {
-                        if let Err(e) = store::mark_seen(tx, id) {
-                            db_error = Some(e.to_string());
-                            return Err(e.to_string());
-                        }
-                    }
                     *newest_first_seen = (*newest_first_seen).max(report.first_seen);
                 }
                 match normalise::normalise(&report.ioc_type, &report.value) {
                     Ok(ind) => {
-                        store::upsert_report(tx, &source.name, &ind, &report, now).map(|_| None)
+                        // The id the report is stored under (its value when upstream gave none) is the
+                        // one a full dump must mark as seen.
+                        let seen = if full {
+                            store::mark_seen(tx, report.report_id.as_deref().unwrap_or(&ind.value))
+                        } else {
+                            Ok(())
+                        };
+                        seen.and_then(|()| {
+                            store::upsert_report(tx, &source.name, &ind, &report, now).map(|_| None)
+                        })
                     }
                     Err(reason) => {
                         store::add_reject(tx, &source.name, reason.as_str(), &report.value, now)

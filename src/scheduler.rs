@@ -24,7 +24,11 @@ pub fn parse_schedule(s: &str) -> Result<cron::Schedule, String> {
             ))
         }
     };
-    cron::Schedule::from_str(&expr).map_err(|e| format!("{s:?}: {e}"))
+    cron::Schedule::from_str(&expr).map_err(|e| {
+        let detail = e.to_string();
+        let detail = detail.lines().next().unwrap_or("").trim();
+        format!("{s:?} is not a valid crontab schedule ({detail})")
+    })
 }
 
 /// The first scheduled time strictly after `t`.

@@ -51,8 +51,9 @@ pub fn cell(raw: &str) -> String {
         .chars()
         .map(|c| if c.is_control() && c != '\t' { ' ' } else { c })
         .collect();
-    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        s.insert(0, '\'');
+    // A spreadsheet may skip leading blanks before it looks for a formula: look past them too.
+    if s.trim_start().starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        s = format!("'{}", s.trim_start());
     }
     let s = s.replace('\t', " ");
     if s.contains([',', '"', '\'']) || s.starts_with(' ') || s.ends_with(' ') {
@@ -75,6 +76,8 @@ mod tests {
         assert_eq!(cell("+1"), "\"'+1\"");
         assert_eq!(cell("\tx"), "\"' x\"");
         assert_eq!(cell("a\nb"), "a b");
+        assert_eq!(cell("\n=1+1"), "\"'=1+1\"");
+        assert_eq!(cell("\u{a0}=1+1"), "\"'=1+1\"");
         assert_eq!(cell("plain.example.com"), "plain.example.com");
     }
 }

@@ -112,8 +112,12 @@ async fn versioned(
     Path((name, file)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
+    // Exactly `v` and the decimal number: `v01` or `v+1` would be a second URL for the same immutable bytes.
     let parsed = split_file(&file).and_then(|(v, fmt)| {
         v.strip_prefix('v')
+            .filter(|n| {
+                !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && !n.starts_with('0')
+            })
             .and_then(|n| n.parse::<i64>().ok())
             .map(|n| (n, fmt))
     });

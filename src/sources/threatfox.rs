@@ -53,6 +53,9 @@ pub enum ParseError {
     Callback(String),
 }
 
+/// The longest CSV line read; a longer one is an error, not an allocation.
+pub const MAX_LINE: usize = 1 << 20;
+
 /// The columns without which a CSV export cannot be imported.
 pub const REQUIRED_CSV_COLUMNS: [&str; 4] = [
     "ioc_value",
@@ -61,9 +64,43 @@ pub const REQUIRED_CSV_COLUMNS: [&str; 4] = [
     "confidence_level",
 ];
 
-/// Reads every report in the file at `path`, whatever its packaging, and hands each to `f`.
+/// A reader that fails once more than `cap` bytes have come through it: a small gzip or ZIP can expand to
+/// gigabytes, so the size cap applies after decompression.
+pub struct Capped<R> {
+    inner: R,
+    left: u64,
+    cap: u64,
+}
+
+impl<R> Capped<R> {
+    pub fn new(inner: R, cap: u64) -> Self {
+        Capped {
+            inner,
+            left: cap,
+            cap,
+        }
+    }
+}
+
+impl<R: Read> Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n as u64 > self.left {
+            return Err(io::Error::other(format!(
+                "content larger than the {}-byte cap once decompressed",
+                self.cap
+            )));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+/// Reads every report in the file at `path`, whatever its packaging, and hands each to `f`. At most
+/// `max_bytes` of content are read, after decompression.
 pub fn read_file(
     path: &Path,
+    max_bytes: u64,
     f: &mut dyn FnMut(Row) -> Result<(), String>,
 ) -> Result<(), ParseError> {
     let mut file = File::open(path)?;
@@ -80,13 +117,22 @@ pub fn read_file(
             let entry = zip
                 .by_index(index)
                 .map_err(|e| ParseError::Zip(e.to_string()))?;
-            read_stream(BufReader::with_capacity(1 << 16, entry), f)
+            read_stream(
+                BufReader::with_capacity(1 << 16, Capped::new(entry, max_bytes)),
+                f,
+            )
         }
         [0x1f, 0x8b, ..] => read_stream(
-            BufReader::with_capacity(1 << 16, flate2::read::MultiGzDecoder::new(file)),
+            BufReader::with_capacity(
+                1 << 16,
+                Capped::new(flate2::read::MultiGzDecoder::new(file), max_bytes),
+            ),
             f,
         ),
-        _ => read_stream(BufReader::with_capacity(1 << 16, file), f),
+        _ => read_stream(
+            BufReader::with_capacity(1 << 16, Capped::new(file, max_bytes)),
+            f,
+        ),
     }
 }
 
@@ -176,7 +222,19 @@ impl<'de> Visitor<'de> for Entries<'_> {
         while let Some(id) = map.next_key::<String>()? {
             let v: Value = map.next_value()?;
             let rows: Vec<Row> = match v {
-                Value::Array(items) => items.iter().map(|i| json_report(&id, i)).collect(),
+                // One report per id is the export's shape; any further ones get ids of their own, so
+                // that no report overwrites another.
+                Value::Array(items) => items
+                    .iter()
+                    .enumerate()
+                    .map(|(n, i)| match n {
+                        0 => json_report(&id, i),
+                        n => json_report(&format!("{id}#{n}"), i).map(|mut r| {
+                            r.report_id = Some(format!("{id}#{n}"));
+                            r
+                        }),
+                    })
+                    .collect(),
                 Value::Object(_) => vec![json_report(&id, &v)],
                 Value::String(s) if id == "query_status" => {
                     return Err(de::Error::custom(format!(
@@ -347,14 +405,28 @@ fn read_csv<R: BufRead>(
     f: &mut dyn FnMut(Row) -> Result<(), String>,
 ) -> Result<(), ParseError> {
     let mut columns: Option<Columns> = None;
+    // A ThreatFox export (commented column line) ends with `# Number of entries: N`: without it, or with
+    // another count, the file was cut short, and a full dump cut short would withdraw what it lost.
+    let mut threatfox_layout = false;
+    let mut footer: Option<u64> = None;
+    let mut data_rows = 0u64;
     let mut buf = Vec::new();
     let mut line_no = 0usize;
     loop {
         buf.clear();
-        if r.read_until(b'\n', &mut buf)? == 0 {
+        if (&mut r)
+            .take(MAX_LINE as u64 + 1)
+            .read_until(b'\n', &mut buf)?
+            == 0
+        {
             break;
         }
         line_no += 1;
+        if buf.len() > MAX_LINE {
+            return Err(ParseError::Csv(format!(
+                "line {line_no}: longer than {MAX_LINE} bytes"
+            )));
+        }
         let line = std::str::from_utf8(&buf)
             .map_err(|_| ParseError::Csv(format!("line {line_no}: invalid UTF-8")))?;
         let line = line.trim_end_matches(['\n', '\r']);
@@ -366,8 +438,16 @@ fn read_csv<R: BufRead>(
             // The column line is the commented line of quoted names; in a plain CSV it is the first line.
             if c.starts_with('"') && columns.is_none() {
                 columns = Some(header(c, line_no)?);
+                threatfox_layout = true;
+            } else if let Some(n) = c.strip_prefix("Number of entries:") {
+                footer = n.trim().parse().ok();
             }
             continue;
+        }
+        if footer.is_some() {
+            return Err(ParseError::Csv(format!(
+                "line {line_no}: data after the '# Number of entries' footer"
+            )));
         }
         let cols = match &columns {
             Some(c) => c,
@@ -392,10 +472,26 @@ fn read_csv<R: BufRead>(
                 raw: format!("line {line_no}: {e}: {line}"),
             }),
         };
+        data_rows += 1;
         f(row).map_err(ParseError::Callback)?;
     }
     if columns.is_none() {
         return Err(ParseError::Csv("no column header line".into()));
+    }
+    if threatfox_layout {
+        match footer {
+            Some(n) if n != data_rows => {
+                return Err(ParseError::Csv(format!(
+                    "truncated: the footer says {n} entries, the file holds {data_rows}"
+                )))
+            }
+            None => {
+                return Err(ParseError::Csv(
+                    "truncated: no '# Number of entries' footer at the end".into(),
+                ))
+            }
+            _ => {}
+        }
     }
     Ok(())
 }
@@ -406,11 +502,14 @@ fn header(line: &str, line_no: usize) -> Result<Columns, ParseError> {
         .into_iter()
         .map(|n| n.trim().to_ascii_lowercase())
         .collect();
-    let idx: std::collections::HashMap<String, usize> = names
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (n.clone(), i))
-        .collect();
+    let mut idx = std::collections::HashMap::new();
+    for (i, n) in names.iter().enumerate() {
+        if idx.insert(n.clone(), i).is_some() {
+            return Err(ParseError::Csv(format!(
+                "line {line_no}: column {n:?} appears twice"
+            )));
+        }
+    }
     let missing: Vec<&str> = REQUIRED_CSV_COLUMNS
         .iter()
         .copied()
@@ -490,6 +589,23 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert_eq!(e, "CSV: line 1: missing required column ioc_value");
+    }
+
+    #[test]
+    fn csv_without_its_footer_is_truncated() {
+        let head = "# \"ioc_value\", \"ioc_type\", \"first_seen_utc\", \"confidence_level\"\n\"a.example.com\", \"domain\", \"2026-04-12 04:49:28\", \"75\"\n";
+        assert!(collect(&format!("{head}# Number of entries: 1")).is_ok());
+        let e = collect(head).unwrap_err().to_string();
+        assert!(
+            e.contains("truncated: no '# Number of entries' footer"),
+            "{e}"
+        );
+        let e = collect(&format!("{head}# Number of entries: 2"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("footer says 2 entries, the file holds 1"), "{e}");
+        // A plain CSV with its header on the first line has no footer to check.
+        assert!(collect("\"ioc_value\",\"ioc_type\",\"first_seen_utc\",\"confidence_level\"\na.example.com,domain,x,75\n").is_ok());
     }
 
     #[test]
