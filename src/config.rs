@@ -68,6 +68,9 @@ pub struct ServerConfig {
     /// Seconds a request may take before the server answers 408.
     #[serde(default = "default_request_timeout")]
     pub request_timeout_secs: u64,
+    /// Seconds a client may take to send a request's headers; also how long an idle connection stays open.
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -77,6 +80,7 @@ impl Default for ServerConfig {
             data_dir: default_data_dir(),
             max_connections: default_max_connections(),
             request_timeout_secs: default_request_timeout(),
+            header_timeout_secs: default_header_timeout(),
         }
     }
 }
@@ -92,6 +96,9 @@ fn default_max_connections() -> usize {
 }
 fn default_request_timeout() -> u64 {
     30
+}
+fn default_header_timeout() -> u64 {
+    10
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]

@@ -177,3 +177,60 @@ fn readyz_is_503_until_something_is_published() {
     assert_eq!(get(server.addr, "/lists").status, 200);
     assert_eq!(get(server.addr, "/lists/remus-domains.txt").status, 404);
 }
+
+#[test]
+fn slow_and_surplus_connections_are_closed() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = default_config("http://127.0.0.1:1", dir.path());
+    cfg.server.max_connections = 4;
+    cfg.server.header_timeout_secs = 1;
+    let (app, _clock) = app(cfg, chrono::Utc::now());
+    app.store().unwrap();
+    let server = TestServer::start(app);
+
+    // Four clients that send half a request and stall hold every connection...
+    let mut stalled: Vec<std::net::TcpStream> = (0..4)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(server.addr).unwrap();
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+                .unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    // ...so a fifth is closed at once rather than queued behind them.
+    let mut extra = std::net::TcpStream::connect(server.addr).unwrap();
+    extra
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let _ = extra.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let mut buf = Vec::new();
+    let n = extra.read_to_end(&mut buf).unwrap_or(0);
+    assert_eq!(
+        n,
+        0,
+        "a connection over the cap was served: {}",
+        String::from_utf8_lossy(&buf)
+    );
+
+    // The stalled ones are dropped once the header timeout passes, and the server answers again.
+    let start = Instant::now();
+    for s in &mut stalled {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut b = Vec::new();
+        let _ = s.read_to_end(&mut b);
+        assert!(
+            !String::from_utf8_lossy(&b).contains("200 OK"),
+            "a stalled request was answered"
+        );
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(4),
+        "stalled connections held for {:?}",
+        start.elapsed()
+    );
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(get(server.addr, "/healthz").status, 200);
+}

@@ -52,22 +52,62 @@ impl ServerState {
     }
 }
 
-/// Serves HTTP on `listener` until `shutdown` completes, then finishes in-flight requests.
+/// Largest request head (request line and headers) buffered.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// Serves HTTP/1.1 on `listener` until `shutdown` completes, then finishes in-flight requests (at most
+/// ten seconds). At most `server.max_connections` connections are open at once; more are closed at once.
 pub async fn run(
     listener: TcpListener,
     app: Arc<App>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let max = app.config.server.max_connections.max(1);
+    // Slow or silent clients must not hold connections: headers must arrive within this time, and an idle
+    // keep-alive connection is closed after it.
+    let header_timeout = Duration::from_secs(app.config.server.header_timeout_secs.max(1));
     let state = Arc::new(ServerState {
-        permits: Semaphore::new(app.config.server.max_connections.max(1)),
+        permits: Semaphore::new(max),
         app,
         readers: Mutex::new(Vec::new()),
     });
     let router =
         routes::router(state.clone()).layer(middleware::from_fn_with_state(state.clone(), limits));
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    let connections = Arc::new(Semaphore::new(max));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(c) => c,
+                // Out of file descriptors and the like: back off instead of spinning.
+                Err(e) => {
+                    tracing::warn!("accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            drop(stream);
+            continue;
+        };
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(header_timeout)
+            .max_buf_size(MAX_HEADER_BYTES)
+            .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            let _ = conn.await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
+    Ok(())
 }
 
 /// Bounds the requests in flight and the time each may take.
