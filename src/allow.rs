@@ -30,19 +30,26 @@ pub enum Pattern {
 }
 
 /// Parses an allow entry as a user writes it: `example.com`, `*.example.com`, `1.2.3.4`, `10.0.0.0/8`,
-/// `2001:db8::/32`. Public suffixes are accepted here (allowing too much is safe; blocking too much is not).
+/// `2001:db8::/32`. A public suffix (`co.uk`, `workers.dev`) or a very wide block is refused: allowing it
+/// would quietly stop blocking everything registered under it.
 pub fn parse(raw: &str) -> Result<Pattern, String> {
     let s = raw.trim();
     if let Some((a, p)) = s.split_once('/') {
         let addr: IpAddr = a
             .parse()
-            .map_err(|_| format!("{raw:?}: not an address/prefix"))?;
+            .map_err(|_| format!("{raw:?}: not a name, address or CIDR"))?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix: u8 = p
             .parse()
             .ok()
             .filter(|p| *p <= max)
             .ok_or_else(|| format!("{raw:?}: prefix must be 0 to {max}"))?;
+        let min = if addr.is_ipv4() { 8 } else { 16 };
+        if prefix < min {
+            return Err(format!(
+                "{raw:?}: a /{prefix} allows too much (at least /{min})"
+            ));
+        }
         return Ok(Pattern::Net { addr, prefix });
     }
     if let Ok(addr) = s.parse::<IpAddr>() {
@@ -53,7 +60,9 @@ pub fn parse(raw: &str) -> Result<Pattern, String> {
     let name = match normalise::domain(name) {
         Ok(n) => n,
         Err(Reject::PublicSuffix | Reject::SingleLabel) => {
-            name.trim_end_matches('.').to_ascii_lowercase()
+            return Err(format!(
+                "{raw:?} is a public suffix: allowing it would allow every name under it"
+            ))
         }
         Err(r) => return Err(format!("{raw:?}: not a name, address or CIDR ({r})")),
     };
@@ -209,7 +218,7 @@ pub fn add(conn: &Connection, raw: &str, reason: Option<&str>, now: i64) -> Resu
     let entry = canonical(&p);
     conn.execute(
         "INSERT INTO allow (entry, subdomains, origin, reason, added_at) VALUES (?1, 1, 'cli', ?2, ?3)
-         ON CONFLICT (entry, origin) DO UPDATE SET reason = excluded.reason, added_at = excluded.added_at",
+         ON CONFLICT (entry, origin) DO UPDATE SET reason = coalesce(excluded.reason, reason), added_at = excluded.added_at",
         params![entry, reason, now],
     )
     .map_err(|e| e.to_string())?;
@@ -307,6 +316,9 @@ mod tests {
         assert!(l.find(IocType::Ip, "2a01:4f8:c17:1::1").is_some());
         assert!(l.find(IocType::Url, "http://45.192.105.9:8080/").is_some());
         assert!(parse("10.0.0.0/33").is_err());
+        assert!(parse("0.0.0.0/0").is_err());
+        assert!(parse("co.uk").unwrap_err().contains("public suffix"));
+        assert!(parse("com").is_err());
         assert!(parse("a b").is_err());
     }
 }

@@ -158,6 +158,12 @@ fn init_logging() {
 /// Loads the configuration and applies environment and command-line overrides.
 fn load(cli: &Cli, listen: Option<String>) -> Result<App, Failure> {
     let mut config = Config::load(cli.config.as_deref()).map_err(usage)?.config;
+    // `serve --listen` reads IOCFEED_LISTEN through clap; other commands (config show) read it here.
+    let listen = listen.or_else(|| {
+        std::env::var("IOCFEED_LISTEN")
+            .ok()
+            .filter(|s| !s.is_empty())
+    });
     let threatfox = std::env::var("IOCFEED_THREATFOX_URL")
         .ok()
         .filter(|s| !s.is_empty());
@@ -217,18 +223,21 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     )));
                 }
             }
-            let mut failed = None;
+            // Each failure is one line; the last one is the command's error (exit 1).
+            let mut failed: Vec<String> = Vec::new();
             for n in &names {
                 match app.pull_source(n, file.as_deref()) {
                     Ok(s) => crate::log_summary(&s),
-                    Err(e) => {
-                        tracing::warn!("{e}");
-                        failed = Some(e.to_string());
-                    }
+                    Err(e) => failed.push(e.to_string()),
                 }
             }
-            match failed {
-                Some(e) => Err(runtime(e)),
+            match failed.pop() {
+                Some(last) => {
+                    for e in failed {
+                        eprintln!("iocfeed: error: {e}");
+                    }
+                    Err(runtime(last))
+                }
                 None => Ok(()),
             }
         }
@@ -365,9 +374,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Sources => {
             let app = load(&cli, None)?;
             let store = app.store().map_err(runtime)?;
+            // ROWS, ACCEPTED and REJECTED are those of the last successful pull.
             println!(
-                "{:<24} {:<21} {:<13} {:>8} {:>8} {:>8}  REJECTS / ERROR",
-                "SOURCE", "LAST PULL", "RESULT", "ROWS", "ACCEPTED", "REJECTED"
+                "{:<24} {:<21} {:<13} {:<21} {:>8} {:>8} {:>8}  REJECTS / ERROR",
+                "SOURCE", "LAST PULL", "RESULT", "LAST OK", "ROWS", "ACCEPTED", "REJECTED"
             );
             for s in &app.config.sources {
                 let st = store::source_state(&store.conn, &s.name).map_err(runtime)?;
@@ -389,12 +399,15 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     None => detail,
                 };
                 println!(
-                    "{:<24} {:<21} {:<13} {:>8} {:>8} {:>8}  {}",
+                    "{:<24} {:<21} {:<13} {:<21} {:>8} {:>8} {:>8}  {}",
                     s.name,
                     st.last_attempt
                         .map(clock::iso)
                         .unwrap_or_else(|| "never".into()),
                     st.last_result.as_deref().unwrap_or("-"),
+                    st.last_success
+                        .map(clock::iso)
+                        .unwrap_or_else(|| "never".into()),
                     st.rows,
                     st.accepted,
                     st.rejected,
@@ -403,7 +416,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 for (reason, samples) in
                     store::reject_samples(&store.conn, &s.name, 3).map_err(runtime)?
                 {
-                    println!("{:<24}   rejected {reason}: {}", "", samples.join("  "));
+                    println!(
+                        "{:<24}   recent rejects, {reason}: {}",
+                        "",
+                        samples.join("  ")
+                    );
                 }
             }
             for h in store::holds(&store.conn).map_err(runtime)? {

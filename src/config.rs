@@ -524,41 +524,53 @@ impl Config {
         }
         let mut names = HashSet::new();
         for (i, s) in self.sources.iter().enumerate() {
-            let line = line_of_name(text, &s.name);
+            let nth = self.sources[..i]
+                .iter()
+                .filter(|x| x.name == s.name)
+                .count();
+            let line = line_of_table_name(text, "source", &s.name, nth);
             let key = |k: &str| format!("source[{i}].{k}");
             if !valid_name(&s.name) {
                 return Err(err(
-                    line,
+                    line_in_table(text, line, "name"),
                     key("name"),
                     format!("{:?}: use letters, digits, '-' and '_'", s.name),
                 ));
             }
             if !names.insert(s.name.as_str()) {
                 return Err(err(
-                    line,
+                    line_in_table(text, line, "name"),
                     key("name"),
                     format!("duplicate source {:?}", s.name),
                 ));
             }
             if let Err(e) = crate::scheduler::parse_schedule(&s.schedule) {
-                return Err(err(line, key("schedule"), e));
+                return Err(err(
+                    line_in_table(text, line, "schedule"),
+                    key("schedule"),
+                    e,
+                ));
             }
             match (&s.url, &s.path) {
                 (None, None) => {
                     return Err(err(
-                        line,
+                        line_in_table(text, line, "url"),
                         key("url"),
                         "either url or path is required".into(),
                     ))
                 }
                 (Some(_), Some(_)) => {
-                    return Err(err(line, key("url"), "give url or path, not both".into()))
+                    return Err(err(
+                        line_in_table(text, line, "url"),
+                        key("url"),
+                        "give url or path, not both".into(),
+                    ))
                 }
                 _ => {}
             }
             if (s.format.is_some() || s.top.is_some()) && s.kind != SourceKind::Allowlist {
                 return Err(err(
-                    line,
+                    line_in_table(text, line, "format"),
                     key("format"),
                     "format and top are for allowlist sources".into(),
                 ));
@@ -568,7 +580,7 @@ impl Config {
                 Ok(p) if matches!(p.scheme(), "http" | "https" | "file") => {}
                 _ => {
                     return Err(err(
-                        line,
+                        line_in_table(text, line, "url"),
                         key("url"),
                         format!("not an http(s) or file URL: {u:?}"),
                     ))
@@ -578,8 +590,12 @@ impl Config {
         let mut families = HashSet::new();
         for (i, f) in self.families.iter().enumerate() {
             if !families.insert(f.name.to_lowercase()) {
+                let nth = self.families[..i]
+                    .iter()
+                    .filter(|x| x.name.eq_ignore_ascii_case(&f.name))
+                    .count();
                 return Err(err(
-                    line_of_name(text, &f.name),
+                    line_of_table_name(text, "family", &f.name, nth),
                     format!("family[{i}].name"),
                     format!("duplicate family {:?}", f.name),
                 ));
@@ -587,33 +603,35 @@ impl Config {
         }
         let mut lists = HashSet::new();
         for (i, l) in self.lists.iter().enumerate() {
-            let line = line_of_name(text, &l.name);
+            let nth = self.lists[..i].iter().filter(|x| x.name == l.name).count();
+            let line = line_of_table_name(text, "list", &l.name, nth);
             let key = |k: &str| format!("list[{i}].{k}");
             if !valid_name(&l.name) {
                 return Err(err(
-                    line,
+                    line_in_table(text, line, "name"),
                     key("name"),
                     format!("{:?}: use letters, digits, '-' and '_'", l.name),
                 ));
             }
             if !lists.insert(l.name.as_str()) {
                 return Err(err(
-                    line,
+                    line_in_table(text, line, "name"),
                     key("name"),
                     format!("duplicate list {:?}", l.name),
                 ));
             }
             if l.types.is_empty() {
                 return Err(err(
-                    line,
+                    line_in_table(text, line, "types"),
                     key("types"),
                     "at least one type is required".into(),
                 ));
             }
             for t in &l.types {
-                if IocType::parse(t).is_none() {
+                // Only the canonical names: a list says exactly what it holds.
+                if !IocType::ALL.iter().any(|x| x.as_str() == t) {
                     return Err(err(
-                        line,
+                        line_in_table(text, line, "types"),
                         key("types"),
                         format!("unknown type {t:?} (domain, ip, url, md5, sha1, sha256)"),
                     ));
@@ -621,27 +639,35 @@ impl Config {
             }
             if l.formats.is_empty() {
                 return Err(err(
-                    line,
+                    line_in_table(text, line, "formats"),
                     key("formats"),
                     "at least one format is required".into(),
                 ));
             }
             if l.min_confidence > 100 {
-                return Err(err(line, key("min_confidence"), "must be 0 to 100".into()));
+                return Err(err(
+                    line_in_table(text, line, "min_confidence"),
+                    key("min_confidence"),
+                    "must be 0 to 100".into(),
+                ));
             }
             if l.min_score > 100 {
-                return Err(err(line, key("min_score"), "must be 0 to 100".into()));
+                return Err(err(
+                    line_in_table(text, line, "min_score"),
+                    key("min_score"),
+                    "must be 0 to 100".into(),
+                ));
             }
             if !(0.0..=1.0).contains(&l.max_removal_ratio) {
                 return Err(err(
-                    line,
+                    line_in_table(text, line, "max_removal_ratio"),
                     key("max_removal_ratio"),
                     "must be 0.0 to 1.0".into(),
                 ));
             }
             if l.retain_versions == 0 {
                 return Err(err(
-                    line,
+                    line_in_table(text, line, "retain_versions"),
                     key("retain_versions"),
                     "must be at least 1".into(),
                 ));
@@ -650,7 +676,7 @@ impl Config {
                 && l.ioc_types().iter().any(|t| *t != IocType::Domain)
             {
                 return Err(err(
-                    line,
+                    line_in_table(text, line, "formats"),
                     key("formats"),
                     "hosts needs a list of domains".into(),
                 ));
@@ -662,7 +688,7 @@ impl Config {
                     .any(|t| !matches!(t, IocType::Domain | IocType::Ip))
                 {
                     return Err(err(
-                        line,
+                        line_in_table(text, line, "formats"),
                         key("formats"),
                         "rpz needs a list of domains and/or ips".into(),
                     ));
@@ -677,14 +703,14 @@ impl Config {
                 };
                 if !zone.split('.').all(label_ok) {
                     return Err(err(
-                        line,
+                        line_in_table(text, line, "rpz.zone"),
                         key("rpz.zone"),
                         format!("not a valid lowercase zone name: {zone:?}"),
                     ));
                 }
                 if zone.len() > 200 {
                     return Err(err(
-                        line,
+                        line_in_table(text, line, "rpz.zone"),
                         key("rpz.zone"),
                         "zone name too long (at most 200 octets)".into(),
                     ));
@@ -764,14 +790,48 @@ fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
 }
 
-/// The line of `name = "value"`, to point a validation error at the table it belongs to.
-fn line_of_name(text: &str, value: &str) -> usize {
-    text.lines()
-        .position(|l| {
-            let l = l.trim_start();
-            l.starts_with("name") && l.contains(&format!("\"{value}\""))
+/// The line of `key` in the table whose `name = "value"` is on line `name_line` (else that line).
+fn line_in_table(text: &str, name_line: usize, key: &str) -> usize {
+    if name_line == 0 {
+        return 0;
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    let start = (0..name_line)
+        .rev()
+        .find(|&i| lines[i].trim_start().starts_with('['))
+        .unwrap_or(0);
+    let end = (name_line..lines.len())
+        .find(|&i| lines[i].trim_start().starts_with('['))
+        .unwrap_or(lines.len());
+    (start..end)
+        .find(|&i| {
+            let l = lines[i].trim_start();
+            l.strip_prefix(key)
+                .is_some_and(|r| r.trim_start().starts_with('='))
         })
         .map(|i| i + 1)
+        .unwrap_or(name_line)
+}
+
+/// The line of the `nth` (from 0) `name = "value"` inside a `[[table]]`, to point an error at the table.
+fn line_of_table_name(text: &str, table: &str, value: &str, nth: usize) -> usize {
+    let header = format!("[[{table}]]");
+    let mut current = "";
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| {
+            let t = l.trim();
+            if t.starts_with('[') {
+                current = t;
+                return false;
+            }
+            current == header
+                && t.strip_prefix("name")
+                    .and_then(|r| r.trim_start().strip_prefix('='))
+                    .is_some_and(|r| r.trim().trim_matches('"') == value)
+        })
+        .nth(nth)
+        .map(|(i, _)| i + 1)
         .unwrap_or(0)
 }
 
@@ -829,10 +889,10 @@ mod tests {
         let e = Config::parse("c.toml", text).unwrap_err().to_string();
         assert_eq!(
             e,
-            "c.toml:2: list[0].types: unknown type \"dom\" (domain, ip, url, md5, sha1, sha256)"
+            "c.toml:3: list[0].types: unknown type \"dom\" (domain, ip, url, md5, sha1, sha256)"
         );
         let text = "[[source]]\nname = \"s\"\nkind = \"threatfox-export\"\nurl = \"http://x/\"\nschedule = \"nope\"\n";
         let e = Config::parse("c.toml", text).unwrap_err().to_string();
-        assert!(e.starts_with("c.toml:2: source[0].schedule:"), "{e}");
+        assert!(e.starts_with("c.toml:5: source[0].schedule:"), "{e}");
     }
 }

@@ -113,6 +113,23 @@ impl App {
         }
     }
 
+    /// Re-evaluates every list now (ageing, decay, allowlist), in one transaction.
+    pub fn republish(&self) -> Result<Vec<publish::Outcome>, store::StoreError> {
+        let mut store = self.store()?;
+        let tx = store.write()?;
+        let outcomes = publish::publish_all(&tx, &self.config, self.now(), None)?;
+        tx.commit()?;
+        Ok(outcomes)
+    }
+
+    /// Consecutive failed pulls of a source, as recorded.
+    pub fn failures(&self, name: &str) -> u32 {
+        self.store()
+            .and_then(|s| store::source_state(&s.conn, name))
+            .map(|st| st.failures.max(0) as u32)
+            .unwrap_or(0)
+    }
+
     /// True when a source has never had a successful pull in this data directory.
     pub fn never_pulled(&self, name: &str) -> bool {
         self.store()

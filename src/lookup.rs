@@ -15,9 +15,18 @@ use crate::store;
 /// Guesses the type of a value typed by a person: address (with or without port), URL, hash, else domain.
 pub fn guess_type(raw: &str) -> &'static str {
     let s = raw.trim();
+    // Judged by shape, not validity, so that a reserved address is reported as one.
+    let host = match s.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') && p.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => s,
+    };
+    let dotted_quad = host.split('.').count() == 4
+        && host
+            .split('.')
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
     if s.contains("://") {
         "url"
-    } else if s.parse::<IpAddr>().is_ok() || normalise::ip_port(s).is_ok() {
+    } else if dotted_quad || s.starts_with('[') || s.parse::<IpAddr>().is_ok() {
         "ip:port"
     } else if s.bytes().all(|b| b.is_ascii_hexdigit()) {
         match s.len() {

@@ -179,11 +179,19 @@ fn run_inner(
         }
     }
     let scope = source_scope(&source.name);
-    if summary.accepted == 0 && previous.accepted > 0 {
-        // A source that suddenly returns nothing is broken upstream far more often than it is right:
-        // publish nothing, withdraw nothing, keep the last validators, and say so until a sane pull.
+    // A source that suddenly returns nothing (or a full dump that shrank to less than half) is broken
+    // upstream far more often than it is right: publish nothing, withdraw nothing, keep the last
+    // validators, and say so until a sane pull. Small lists, which the per-list brake does not cover,
+    // are protected by this.
+    let shrunk = full && (summary.accepted as i64) * 2 < previous.accepted;
+    if previous.accepted > 0 && (summary.accepted == 0 || shrunk) {
+        let what = if summary.accepted == 0 {
+            "no indicators".to_string()
+        } else {
+            format!("{} indicators (less than half)", summary.accepted)
+        };
         let reason = format!(
-            "returned no indicators after a pull of {}; nothing published (a sane pull or `iocfeed publish LIST --force` releases it)",
+            "returned {what} after a pull of {}; nothing published (a sane pull or `iocfeed publish LIST --force` releases it)",
             previous.accepted
         );
         store::set_hold(&tx, &scope, &reason, now).map_err(|e| e.to_string())?;

@@ -76,9 +76,34 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
         let shutdown = shutdown.clone();
         tasks.push(tokio::spawn(source_loop(app, source, shutdown)));
     }
+    tasks.push(tokio::spawn(housekeeping(app.clone(), shutdown.clone())));
     let _ = shutdown.changed().await;
     for t in tasks {
         t.abort();
+    }
+}
+
+/// How often lists are re-evaluated without a pull, so that ageing and score decay apply even while every
+/// upstream is down.
+pub const REPUBLISH_EVERY: chrono::Duration = chrono::Duration::minutes(10);
+
+async fn housekeeping(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let due = app.clock.now() + REPUBLISH_EVERY;
+        tokio::select! {
+            _ = app.clock.sleep_until(due) => {}
+            _ = shutdown.changed() => return,
+        }
+        let app2 = app.clone();
+        match tokio::task::spawn_blocking(move || app2.republish()).await {
+            Ok(Ok(outcomes)) => {
+                for o in outcomes.iter().filter(|o| o.changed) {
+                    tracing::info!(list = %o.list, version = o.version, entries = o.entries, "republished (ageing)");
+                }
+            }
+            Ok(Err(e)) => tracing::warn!("republish: {e}"),
+            Err(e) => tracing::warn!("republish: {e}"),
+        }
     }
 }
 
@@ -115,10 +140,16 @@ async fn source_loop(app: Arc<App>, source: SourceConfig, mut shutdown: watch::R
         let outcome = tokio::task::spawn_blocking(move || app2.pull_source_logged(&name))
             .await
             .unwrap_or(Err(None));
+        // The database counts failures across processes (a manual `pull` resets it too).
         failures = if outcome.is_ok() {
             0
         } else {
-            failures.saturating_add(1)
+            let app3 = app.clone();
+            let name = source.name.clone();
+            tokio::task::spawn_blocking(move || app3.failures(&name))
+                .await
+                .unwrap_or(failures + 1)
+                .max(1)
         };
         let now = app.clock.now();
         due = next_run(&schedule, now, failures);

@@ -123,11 +123,12 @@ fn serve_on_the_embedded_default_without_network() {
     assert_eq!(get(s.addr, "/readyz").status, 503);
     let sources: serde_json::Value = serde_json::from_slice(&get(s.addr, "/sources").body).unwrap();
     assert_eq!(sources[0]["result"], "error");
+    assert_eq!(sources[0]["url"], "http://127.0.0.1:9/export/json/recent/");
     assert!(
         sources[0]["error"]
             .as_str()
             .unwrap()
-            .contains("127.0.0.1:9"),
+            .contains("Connection refused"),
         "{sources}"
     );
 }

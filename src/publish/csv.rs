@@ -74,7 +74,9 @@ mod tests {
             "\"'=HYPERLINK(\"\"http://x.example\"\",\"\"click\"\")\""
         );
         assert_eq!(cell("+1"), "\"'+1\"");
-        assert_eq!(cell("\tx"), "\"' x\"");
+        // A tab never starts a cell (it becomes a blank, and blanks are looked past).
+        assert_eq!(cell("\tx"), "\" x\"");
+        assert_eq!(cell("\t=x"), "\"'=x\"");
         assert_eq!(cell("a\nb"), "a b");
         assert_eq!(cell("\n=1+1"), "\"'=1+1\"");
         assert_eq!(cell("\u{a0}=1+1"), "\"'=1+1\"");

@@ -160,7 +160,10 @@ async fn serve_artifact(
         Ok(Some(x)) => x,
         Ok(None) => {
             return not_found(&match version {
-                Some(n) => format!("version {n} of {:?} is not retained", list.name),
+                Some(n) if n <= current_version(&st, &list.name).await => {
+                    format!("version {n} of {:?} is no longer retained", list.name)
+                }
+                Some(n) => format!("list {:?} has no version {n}", list.name),
                 None => format!("list {:?} has no version yet", list.name),
             })
         }
@@ -191,6 +194,18 @@ async fn serve_artifact(
         a.body
     };
     (StatusCode::OK, h, body).into_response()
+}
+
+/// The current version number of a list (0 when none).
+async fn current_version(st: &Arc<ServerState>, name: &str) -> i64 {
+    let name = name.to_string();
+    st.read(move |conn| {
+        store::latest_version(conn, &name)
+            .map(|v| v.map_or(0, |v| v.version))
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .unwrap_or(0)
 }
 
 async fn versions(State(st): St, Path(name): Path<String>) -> Response {

@@ -103,7 +103,17 @@ pub fn fetch(
                 retry_after,
             });
         }
-        Err(ureq::Error::Transport(t)) => return Err(FetchError::Http(one_line(&t.to_string()))),
+        // The transport error's own text repeats the URL, which the caller names already.
+        Err(ureq::Error::Transport(t)) => {
+            let mut detail = t.kind().to_string();
+            if let Some(m) = t.message() {
+                detail.push_str(&format!(": {m}"));
+            }
+            if let Some(cause) = std::error::Error::source(&t) {
+                detail.push_str(&format!(": {cause}"));
+            }
+            return Err(FetchError::Http(one_line(&detail)));
+        }
     };
     if resp.status() == 304 {
         return Ok(Fetched::NotModified);
