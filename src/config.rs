@@ -107,18 +107,25 @@ pub struct ThreatfoxConfig {
     /// Base URL of the export files (`{base_url}/export/json/recent/`).
     #[serde(default = "default_threatfox_base")]
     pub base_url: String,
+    /// The ThreatFox API endpoint (`threatfox-api` sources); the key comes from `THREATFOX_AUTH_KEY`.
+    #[serde(default = "default_threatfox_api")]
+    pub api_url: String,
 }
 
 impl Default for ThreatfoxConfig {
     fn default() -> Self {
         ThreatfoxConfig {
             base_url: default_threatfox_base(),
+            api_url: default_threatfox_api(),
         }
     }
 }
 
 fn default_threatfox_base() -> String {
     "https://threatfox.abuse.ch".into()
+}
+fn default_threatfox_api() -> String {
+    "https://threatfox-api.abuse.ch/api/v1/".into()
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -165,6 +172,12 @@ pub struct AllowlistConfig {
 pub enum SourceKind {
     /// abuse.ch ThreatFox export files (JSON or CSV, plain or ZIP).
     ThreatfoxExport,
+    /// The ThreatFox API: `malwareinfo` per tracked family, or `get_iocs`.
+    ThreatfoxApi,
+    /// One indicator per line (URLhaus hostfiles, Feodo Tracker IP lists, in-house lists).
+    Text,
+    /// A CSV with a header line; `columns` maps its columns.
+    Csv,
     /// A list of names or addresses never to publish (plain list, or a `rank,domain` top-sites CSV).
     Allowlist,
 }
@@ -217,6 +230,65 @@ pub struct SourceConfig {
     /// `allowlist` sources in `top-sites` format: take only the first N ranks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub top: Option<usize>,
+    /// `threatfox-api`: `malwareinfo` (default; one query per family) or `get_iocs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<ApiQuery>,
+    /// `threatfox-api` malwareinfo: the families to ask for (default: every `[[family]]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub families: Vec<String>,
+    /// `threatfox-api` get_iocs: days back, 1 to 7 (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub days: Option<u8>,
+    /// `threatfox-api` malwareinfo: at most this many IOCs per family, 1 to 1000 (default 1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u16>,
+    /// `text` and `csv`: the type of every value (`domain`, `ip`, `url`, …); detected per value if absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ioc_type: Option<String>,
+    /// `text` and `csv`: the family these indicators belong to (`csv`: unless a column gives it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<String>,
+    /// `text` and `csv`: their threat type (e.g. `botnet_cc`, `payload_delivery`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threat_type: Option<String>,
+    /// `text` and `csv`: the confidence given to every value (default 75).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<u8>,
+    /// `csv`: which column holds what.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub columns: Option<CsvColumns>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ApiQuery {
+    Malwareinfo,
+    GetIocs,
+}
+
+/// Column names of a `csv` source. Only `value` is required.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CsvColumns {
+    pub value: String,
+    #[serde(default, skip_serializing_if = "Option::is_none", rename = "type")]
+    pub ioc_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_seen: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threat_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
 }
 
 fn default_max_bytes() -> u64 {
@@ -234,15 +306,59 @@ impl SourceConfig {
     /// any ThreatFox source reported, and agreement between them is not corroboration.
     pub fn upstream(&self) -> String {
         match self.kind {
-            SourceKind::ThreatfoxExport => "threatfox".into(),
-            SourceKind::Allowlist => self.name.clone(),
+            SourceKind::ThreatfoxExport | SourceKind::ThreatfoxApi => "threatfox".into(),
+            SourceKind::Allowlist | SourceKind::Text | SourceKind::Csv => self.name.clone(),
         }
+    }
+
+    /// A key set that this kind of source does not read, named in a sentence; None when all fit.
+    fn kind_mismatch(&self) -> Option<String> {
+        use SourceKind::*;
+        let k = self.kind;
+        let checks: [(&str, bool, bool); 9] = [
+            ("query", self.query.is_some(), k == ThreatfoxApi),
+            ("families", !self.families.is_empty(), k == ThreatfoxApi),
+            ("days", self.days.is_some(), k == ThreatfoxApi),
+            ("limit", self.limit.is_some(), k == ThreatfoxApi),
+            ("ioc_type", self.ioc_type.is_some(), matches!(k, Text | Csv)),
+            ("family", self.family.is_some(), matches!(k, Text | Csv)),
+            (
+                "threat_type",
+                self.threat_type.is_some(),
+                matches!(k, Text | Csv),
+            ),
+            (
+                "confidence",
+                self.confidence.is_some(),
+                matches!(k, Text | Csv),
+            ),
+            ("columns", self.columns.is_some(), k == Csv),
+        ];
+        if k == Csv && self.columns.is_none() {
+            return Some("a csv source needs `columns = { value = \"…\" }`".into());
+        }
+        if self.mode == Mode::Full && k != ThreatfoxExport {
+            return Some("mode = \"full\" is for threatfox-export sources".into());
+        }
+        checks
+            .iter()
+            .find(|(_, set, fits)| *set && !fits)
+            .map(|(key, _, _)| {
+                format!(
+                    "`{key}` does not apply to a {} source",
+                    serde_json::to_value(k)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default()
+                )
+            })
     }
 
     /// The URL this source fetches, with the ThreatFox base applied.
     pub fn effective_url(&self, tf: &ThreatfoxConfig) -> String {
         match (&self.url, &self.path) {
             (Some(u), _) => u.clone(),
+            (None, None) if self.kind == SourceKind::ThreatfoxApi => tf.api_url.clone(),
             (None, Some(p)) => format!(
                 "{}/{}",
                 tf.base_url.trim_end_matches('/'),
@@ -552,6 +668,7 @@ impl Config {
                 ));
             }
             match (&s.url, &s.path) {
+                (None, None) if s.kind == SourceKind::ThreatfoxApi => {}
                 (None, None) => {
                     return Err(err(
                         line_in_table(text, line, "url"),
@@ -567,6 +684,39 @@ impl Config {
                     ))
                 }
                 _ => {}
+            }
+            if let Some(m) = s.kind_mismatch() {
+                return Err(err(line_in_table(text, line, "kind"), key("kind"), m));
+            }
+            if let Some(t) = &s.ioc_type {
+                if !IocType::ALL.iter().any(|x| x.as_str() == t) {
+                    return Err(err(
+                        line_in_table(text, line, "ioc_type"),
+                        key("ioc_type"),
+                        format!("unknown type {t:?} (domain, ip, url, md5, sha1, sha256)"),
+                    ));
+                }
+            }
+            if s.days.is_some_and(|d| !(1..=7).contains(&d)) {
+                return Err(err(
+                    line_in_table(text, line, "days"),
+                    key("days"),
+                    "must be 1 to 7".into(),
+                ));
+            }
+            if s.limit.is_some_and(|l| !(1..=1000).contains(&l)) {
+                return Err(err(
+                    line_in_table(text, line, "limit"),
+                    key("limit"),
+                    "must be 1 to 1000".into(),
+                ));
+            }
+            if s.confidence.is_some_and(|c| c > 100) {
+                return Err(err(
+                    line_in_table(text, line, "confidence"),
+                    key("confidence"),
+                    "must be 0 to 100".into(),
+                ));
             }
             if (s.format.is_some() || s.top.is_some()) && s.kind != SourceKind::Allowlist {
                 return Err(err(

@@ -1,7 +1,5 @@
 //! `iocfeed ioc VALUE` and `GET /iocs?value=V`: what iocfeed knows of one value and why it is (not) listed.
 
-use std::net::IpAddr;
-
 use rusqlite::Connection;
 use serde_json::{json, Value};
 
@@ -12,38 +10,10 @@ use crate::normalise::{self, IocType};
 use crate::score;
 use crate::store;
 
-/// Guesses the type of a value typed by a person: address (with or without port), URL, hash, else domain.
-pub fn guess_type(raw: &str) -> &'static str {
-    let s = raw.trim();
-    // Judged by shape, not validity, so that a reserved address is reported as one.
-    let host = match s.rsplit_once(':') {
-        Some((h, p)) if !h.contains(':') && p.bytes().all(|b| b.is_ascii_digit()) => h,
-        _ => s,
-    };
-    let dotted_quad = host.split('.').count() == 4
-        && host
-            .split('.')
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
-    if s.contains("://") {
-        "url"
-    } else if dotted_quad || s.starts_with('[') || s.parse::<IpAddr>().is_ok() {
-        "ip:port"
-    } else if s.bytes().all(|b| b.is_ascii_hexdigit()) {
-        match s.len() {
-            32 => "md5",
-            40 => "sha1",
-            64 => "sha256",
-            _ => "domain",
-        }
-    } else {
-        "domain"
-    }
-}
-
 /// The §9.5 object for `raw`, with status, lists, score terms, sightings and allowed_by.
 pub fn lookup(conn: &Connection, cfg: &Config, raw: &str, now: i64) -> Result<Value, String> {
     let db = |e: store::StoreError| e.to_string();
-    let ind = match normalise::normalise(guess_type(raw), raw) {
+    let ind = match normalise::normalise(normalise::guess_type(raw), raw) {
         Ok(i) => i,
         Err(reason) => {
             let seen = store::rejections_of(conn, raw).map_err(db)?;

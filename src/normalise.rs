@@ -400,6 +400,35 @@ fn hash(raw: &str, len: usize) -> Result<String, Reject> {
     Ok(s)
 }
 
+/// Guesses the type of a bare value (a person's query, a line of a text list): address (with or without
+/// port), URL, hash, else domain.
+pub fn guess_type(raw: &str) -> &'static str {
+    let s = raw.trim();
+    // Judged by shape, not validity, so that a reserved address is reported as one.
+    let host = match s.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') && p.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => s,
+    };
+    let dotted_quad = host.split('.').count() == 4
+        && host
+            .split('.')
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    if s.contains("://") {
+        "url"
+    } else if dotted_quad || s.starts_with('[') || s.parse::<IpAddr>().is_ok() {
+        "ip:port"
+    } else if s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        match s.len() {
+            32 => "md5",
+            40 => "sha1",
+            64 => "sha256",
+            _ => "domain",
+        }
+    } else {
+        "domain"
+    }
+}
+
 /// True when `value` is exactly what [`normalise`] stores for `t`; renderers refuse anything else.
 pub fn is_valid(t: IocType, value: &str) -> bool {
     match t {

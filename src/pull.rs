@@ -9,7 +9,7 @@ use crate::config::{Config, Mode, SourceConfig, SourceKind};
 use crate::normalise;
 use crate::publish::{self, Outcome};
 use crate::sources::fetch::{self, Fetched, Validators};
-use crate::sources::threatfox;
+use crate::sources::{api, text, threatfox};
 use crate::store::{self, SourceState, Store};
 
 /// How often (in rows) a long pull reports progress in the log.
@@ -109,82 +109,115 @@ fn run_inner(
         .parent()
         .map(|p| p.join("tmp"))
         .unwrap_or_else(|| "tmp".into());
-    let fetched = match input {
-        Input::Fetch => {
-            fetch::fetch(source, url, &previous.validators, &tmp).map_err(|e| e.to_string())?
-        }
-        Input::File(p) => Fetched::Body {
-            path: p.to_path_buf(),
-            validators: Validators::default(),
-            _temp: None,
+    // Fetch everything before the transaction: a slow upstream never holds the database's write lock.
+    let mut bodies: Vec<std::path::PathBuf> = Vec::new();
+    let mut temps = Vec::new();
+    let mut validators = Validators::default();
+    let fetch_failure = |e: fetch::FetchError| Failure {
+        retry_after: match &e {
+            fetch::FetchError::Status { retry_after, .. } => *retry_after,
+            _ => None,
         },
+        reason: e.to_string(),
     };
-    let (path, validators) = match &fetched {
-        Fetched::NotModified => {
-            store::record_not_modified(&store.conn, &source.name, now)
-                .map_err(|e| e.to_string())?;
-            return Ok(Summary {
-                source: source.name.clone(),
-                not_modified: true,
-                ..Default::default()
-            });
+    match (source.kind, input) {
+        (_, Input::File(p)) => bodies.push(p.to_path_buf()),
+        (SourceKind::ThreatfoxApi, Input::Fetch) => {
+            // The key is read here and sent as a header; no error text, log line or state ever holds it.
+            let key = std::env::var("THREATFOX_AUTH_KEY")
+                .ok()
+                .map(|k| k.trim().to_string())
+                .filter(|k| !k.is_empty())
+                .ok_or_else(|| "THREATFOX_AUTH_KEY is not set".to_string())?;
+            for (tag, body) in api::requests(source, cfg) {
+                if let Fetched::Body { path, _temp, .. } =
+                    fetch::post_json(source, url, &[("Auth-Key", &key)], &body, &tmp, &tag)
+                        .map_err(fetch_failure)?
+                {
+                    bodies.push(path);
+                    temps.push(_temp);
+                }
+            }
         }
-        Fetched::Body {
-            path, validators, ..
-        } => (path.clone(), validators.clone()),
-    };
+        (_, Input::Fetch) => {
+            match fetch::fetch(source, url, &previous.validators, &tmp).map_err(fetch_failure)? {
+                Fetched::NotModified => {
+                    store::record_not_modified(&store.conn, &source.name, now)
+                        .map_err(|e| e.to_string())?;
+                    return Ok(Summary {
+                        source: source.name.clone(),
+                        not_modified: true,
+                        ..Default::default()
+                    });
+                }
+                Fetched::Body {
+                    path,
+                    validators: v,
+                    _temp,
+                } => {
+                    bodies.push(path);
+                    validators = v;
+                    temps.push(_temp);
+                }
+            }
+        }
+    }
     let mut summary = Summary {
         source: source.name.clone(),
         ..Default::default()
     };
     let tx = store.write().map_err(|e| e.to_string())?;
     let full = source.mode == Mode::Full && source.kind == SourceKind::ThreatfoxExport;
-    let mut newest_first_seen: Option<i64> = None;
-    match source.kind {
-        SourceKind::ThreatfoxExport => {
-            if full {
-                store::begin_seen(&tx).map_err(|e| e.to_string())?;
-            }
-            read_reports(
-                &tx,
-                source,
-                &path,
-                now,
-                full,
-                &mut summary,
-                &mut newest_first_seen,
-            )?;
-        }
-        SourceKind::Allowlist => {
-            let format = source.format.unwrap_or_default();
-            let lines = crate::sources::text::read_allow(&path, format, source.top)
-                .map_err(|e| e.to_string())?;
-            let mut entries = Vec::new();
-            for (raw, subdomains) in lines {
-                summary.rows += 1;
-                match allow::parse(&raw) {
-                    Ok(p) => {
-                        summary.accepted += 1;
-                        entries.push((allow::canonical(&p), subdomains));
-                    }
-                    Err(_) => {
-                        summary.rejected += 1;
-                        *summary.rejects.entry("bad-allow-entry".into()).or_default() += 1;
-                        store::add_reject(&tx, &source.name, "bad-allow-entry", &raw, now)
-                            .map_err(|e| e.to_string())?;
-                    }
-                }
-            }
-            allow::replace_source(&tx, &source.name, &entries, now).map_err(|e| e.to_string())?;
-        }
+    if full {
+        store::begin_seen(&tx).map_err(|e| e.to_string())?;
     }
+    let mut sink = Sink {
+        tx: &tx,
+        source,
+        now,
+        full,
+        summary: &mut summary,
+        newest_first_seen: None,
+        db_error: None,
+    };
+    // An API that answers `no_result` has said, explicitly, that there is nothing: that is not a broken feed.
+    let mut explicit_empty = false;
+    let parsed = match source.kind {
+        SourceKind::ThreatfoxExport => bodies
+            .iter()
+            .try_for_each(|b| threatfox::read_file(b, source.max_bytes, &mut |r| sink.row(r))),
+        SourceKind::ThreatfoxApi => {
+            explicit_empty = true;
+            bodies.iter().try_for_each(|b| {
+                let answer = api::read_answer(b, source.max_bytes, &mut |r| sink.row(r))?;
+                explicit_empty &= answer == api::Answer::NoResult;
+                Ok(())
+            })
+        }
+        SourceKind::Text => bodies
+            .iter()
+            .try_for_each(|b| text::read_indicators(b, source, &mut |r| sink.row(r))),
+        SourceKind::Csv => bodies
+            .iter()
+            .try_for_each(|b| text::read_mapped_csv(b, source, &mut |r| sink.row(r))),
+        SourceKind::Allowlist => {
+            read_allowlist(&tx, source, &bodies[0], now, sink.summary)?;
+            Ok(())
+        }
+    };
+    if let Some(e) = sink.db_error.take() {
+        return Err(e.into());
+    }
+    parsed.map_err(|e| e.to_string())?;
+    let newest_first_seen = sink.newest_first_seen;
+    drop(temps);
     let scope = source_scope(&source.name);
     // A source that suddenly returns nothing (or a full dump that shrank to less than half) is broken
     // upstream far more often than it is right: publish nothing, withdraw nothing, keep the last
     // validators, and say so until a sane pull. Small lists, which the per-list brake does not cover,
     // are protected by this.
     let shrunk = full && (summary.accepted as i64) * 2 < previous.accepted;
-    if previous.accepted > 0 && (summary.accepted == 0 || shrunk) {
+    if previous.accepted > 0 && !explicit_empty && (summary.accepted == 0 || shrunk) {
         let what = if summary.accepted == 0 {
             "no indicators".to_string()
         } else {
@@ -242,21 +275,23 @@ fn run_inner(
     Ok(summary)
 }
 
-/// Reads every report of a ThreatFox export into the open transaction, counting and rejecting as it goes.
-fn read_reports(
-    tx: &rusqlite::Transaction,
-    source: &SourceConfig,
-    path: &Path,
+/// Takes rows into the open transaction: normalises, stores or rejects, counts.
+struct Sink<'a> {
+    tx: &'a rusqlite::Transaction<'a>,
+    source: &'a SourceConfig,
     now: i64,
     full: bool,
-    summary: &mut Summary,
-    newest_first_seen: &mut Option<i64>,
-) -> Result<(), String> {
-    let mut db_error: Option<String> = None;
-    let parsed = threatfox::read_file(path, source.max_bytes, &mut |row| {
-        summary.rows += 1;
-        if summary.rows % PROGRESS_EVERY == 0 {
-            tracing::info!(source = %source.name, rows = summary.rows, "pull in progress");
+    summary: &'a mut Summary,
+    newest_first_seen: Option<i64>,
+    db_error: Option<String>,
+}
+
+impl Sink<'_> {
+    fn row(&mut self, row: threatfox::Row) -> Result<(), String> {
+        let (tx, source, now) = (self.tx, self.source, self.now);
+        self.summary.rows += 1;
+        if self.summary.rows % PROGRESS_EVERY == 0 {
+            tracing::info!(source = %source.name, rows = self.summary.rows, "pull in progress");
         }
         let outcome = match row {
             Ok(mut report) => {
@@ -264,14 +299,14 @@ fn read_reports(
                 // would withdraw everything reported since. Nothing is later than now.
                 report.first_seen = report.first_seen.map(|t| t.min(now));
                 report.last_seen = report.last_seen.map(|t| t.min(now));
-                if full {
-                    *newest_first_seen = (*newest_first_seen).max(report.first_seen);
+                if self.full {
+                    self.newest_first_seen = self.newest_first_seen.max(report.first_seen);
                 }
                 match normalise::normalise(&report.ioc_type, &report.value) {
                     Ok(ind) => {
                         // The id the report is stored under (its value when upstream gave none) is the
                         // one a full dump must mark as seen.
-                        let seen = if full {
+                        let seen = if self.full {
                             store::mark_seen(tx, report.report_id.as_deref().unwrap_or(&ind.value))
                         } else {
                             Ok(())
@@ -290,20 +325,45 @@ fn read_reports(
                 .map(|_| Some(bad.reason)),
         };
         match outcome {
-            Ok(None) => summary.accepted += 1,
+            Ok(None) => self.summary.accepted += 1,
             Ok(Some(reason)) => {
-                summary.rejected += 1;
-                *summary.rejects.entry(reason.to_string()).or_default() += 1;
+                self.summary.rejected += 1;
+                *self.summary.rejects.entry(reason.to_string()).or_default() += 1;
             }
             Err(e) => {
-                db_error = Some(e.to_string());
+                self.db_error = Some(e.to_string());
                 return Err(e.to_string());
             }
         }
         Ok(())
-    });
-    if let Some(e) = db_error {
-        return Err(e);
     }
-    parsed.map_err(|e| e.to_string())
+}
+
+/// An `allowlist` source's entries replace the ones it gave before.
+fn read_allowlist(
+    tx: &rusqlite::Transaction,
+    source: &SourceConfig,
+    path: &Path,
+    now: i64,
+    summary: &mut Summary,
+) -> Result<(), String> {
+    let format = source.format.unwrap_or_default();
+    let lines = text::read_allow(path, format, source.top).map_err(|e| e.to_string())?;
+    let mut entries = Vec::new();
+    for (raw, subdomains) in lines {
+        summary.rows += 1;
+        match allow::parse(&raw) {
+            Ok(p) => {
+                summary.accepted += 1;
+                entries.push((allow::canonical(&p), subdomains));
+            }
+            Err(_) => {
+                summary.rejected += 1;
+                *summary.rejects.entry("bad-allow-entry".into()).or_default() += 1;
+                store::add_reject(tx, &source.name, "bad-allow-entry", &raw, now)
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+    }
+    allow::replace_source(tx, &source.name, &entries, now).map_err(|e| e.to_string())
 }

@@ -349,7 +349,7 @@ fn hostile_values_never_break_a_format() {
                             let t = if l.types.len() == 1 {
                                 l.types[0].as_str()
                             } else {
-                                iocfeed::lookup::guess_type(line)
+                                iocfeed::normalise::guess_type(line)
                             };
                             check_txt_line(if t == "ip:port" { "ip" } else { t }, line);
                         }
@@ -433,7 +433,7 @@ fn check_edl(types: &[String], text: &str) {
                 )
             }
             "ip" => check_txt_line("ip", line),
-            _ => check_txt_line(iocfeed::lookup::guess_type(line), line),
+            _ => check_txt_line(iocfeed::normalise::guess_type(line), line),
         }
     }
 }

@@ -79,20 +79,56 @@ pub fn fetch(
     if !(url.starts_with("http://") || url.starts_with("https://")) {
         return Err(FetchError::Url(url.to_string()));
     }
-    let agent = ureq::AgentBuilder::new()
-        .timeout_connect(Duration::from_secs(source.connect_timeout_secs))
-        .timeout_read(Duration::from_secs(source.read_timeout_secs))
-        .redirects(5)
-        .user_agent(&format!("iocfeed/{}", env!("CARGO_PKG_VERSION")))
-        .build();
-    let mut req = agent.get(url);
+    let mut req = agent(source).get(url);
     if let Some(e) = &previous.etag {
         req = req.set("If-None-Match", e);
     }
     if let Some(lm) = &previous.last_modified {
         req = req.set("If-Modified-Since", lm);
     }
-    let resp = match req.call() {
+    save(source, req.call(), tmp_dir, "")
+}
+
+/// POSTs a JSON body (the ThreatFox API) and saves the answer; `headers` may carry a secret, which no
+/// error text ever repeats.
+pub fn post_json(
+    source: &SourceConfig,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+    tmp_dir: &Path,
+    tag: &str,
+) -> Result<Fetched, FetchError> {
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(FetchError::Url(url.to_string()));
+    }
+    let mut req = agent(source)
+        .post(url)
+        .set("Content-Type", "application/json");
+    for (k, v) in headers {
+        req = req.set(k, v);
+    }
+    save(source, req.send_string(body), tmp_dir, tag)
+}
+
+fn agent(source: &SourceConfig) -> ureq::Agent {
+    ureq::AgentBuilder::new()
+        .timeout_connect(Duration::from_secs(source.connect_timeout_secs))
+        .timeout_read(Duration::from_secs(source.read_timeout_secs))
+        .redirects(5)
+        .user_agent(&format!("iocfeed/{}", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+/// Turns an answer into a saved body or an error: 304, non-2xx (with Retry-After), transport failures,
+/// and the size cap.
+fn save(
+    source: &SourceConfig,
+    answer: Result<ureq::Response, ureq::Error>,
+    tmp_dir: &Path,
+    tag: &str,
+) -> Result<Fetched, FetchError> {
+    let resp = match answer {
         Ok(r) => r,
         Err(ureq::Error::Status(code, r)) => {
             let retry_after = r
@@ -129,7 +165,11 @@ pub fn fetch(
         last_modified: resp.header("Last-Modified").map(str::to_string),
     };
     std::fs::create_dir_all(tmp_dir)?;
-    let path = tmp_dir.join(format!("{}-{}.download", source.name, std::process::id()));
+    let path = tmp_dir.join(format!(
+        "{}{tag}-{}.download",
+        source.name,
+        std::process::id()
+    ));
     let temp = TempFile(path.clone());
     let mut out = File::create(&path)?;
     let mut body = resp.into_reader().take(source.max_bytes + 1);
@@ -148,9 +188,4 @@ pub fn fetch(
 /// Error texts from libraries can span lines; a log line must not.
 pub fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// Opens a fetched body for reading.
-pub fn open(path: &Path) -> io::Result<File> {
-    File::open(path)
 }

@@ -1,10 +1,13 @@
-//! Line-oriented lists: one value per line, `#` / `;` / `//` comments, hosts-file lines (`0.0.0.0 name`),
-//! and `rank,domain` top-sites CSVs. Used by `allowlist` sources.
+//! Line-oriented feeds: one value per line (`#` / `;` / `//` comments, hosts-file lines `0.0.0.0 name`),
+//! `rank,domain` top-sites CSVs, and CSVs with mapped columns. Used by `text`, `csv` and `allowlist` sources.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
-use crate::config::AllowFormat;
+use super::threatfox::{
+    parse_time, split_csv_line, BadRow, Capped, ParseError, Report, Row, MAX_LINE,
+};
+use crate::config::{AllowFormat, SourceConfig};
 
 /// The value on one line, without comments or a hosts-file address; None for blank and comment lines.
 pub fn line_value(line: &str, format: AllowFormat) -> Option<&str> {
@@ -53,6 +56,198 @@ pub fn read_allow(
         }
     }
     Ok(out)
+}
+
+// ------------------------------------------------------------------------------- text and csv feeds
+
+/// A report from a list source: the value, and what the source config says of all its values.
+fn report(source: &SourceConfig, value: &str, id: Option<String>) -> Report {
+    let value = value.trim().to_string();
+    Report {
+        report_id: id,
+        ioc_type: source
+            .ioc_type
+            .clone()
+            .unwrap_or_else(|| crate::normalise::guess_type(&value).to_string()),
+        value,
+        malware_printable: source.family.clone(),
+        threat_type: source.threat_type.clone(),
+        confidence: Some(source.confidence.unwrap_or(75)),
+        ..Default::default()
+    }
+}
+
+/// Lines of a file, each at most `MAX_LINE` bytes, valid UTF-8, at most `max_bytes` in all.
+fn lines(
+    path: &Path,
+    max_bytes: u64,
+    mut f: impl FnMut(usize, &str) -> Result<(), ParseError>,
+) -> Result<(), ParseError> {
+    let mut r = BufReader::new(Capped::new(std::fs::File::open(path)?, max_bytes));
+    let mut buf = Vec::new();
+    let mut n = 0;
+    loop {
+        buf.clear();
+        if (&mut r)
+            .take(MAX_LINE as u64 + 1)
+            .read_until(b'\n', &mut buf)?
+            == 0
+        {
+            return Ok(());
+        }
+        n += 1;
+        if buf.len() > MAX_LINE {
+            return Err(ParseError::Content(format!(
+                "line {n}: longer than {MAX_LINE} bytes"
+            )));
+        }
+        let line = std::str::from_utf8(&buf)
+            .map_err(|_| ParseError::Content(format!("line {n}: invalid UTF-8")))?;
+        f(n, line.trim_end_matches(['\n', '\r']))?;
+    }
+}
+
+/// Reads a `text` source: one indicator per line, comments and hosts-file lines understood.
+pub fn read_indicators(
+    path: &Path,
+    source: &SourceConfig,
+    f: &mut dyn FnMut(Row) -> Result<(), String>,
+) -> Result<(), ParseError> {
+    let mut first = true;
+    lines(path, source.max_bytes, |_, line| {
+        if std::mem::take(&mut first) && line.trim_start().starts_with('<') {
+            return Err(ParseError::Content("got an HTML page, not a list".into()));
+        }
+        match line_value(line, AllowFormat::List) {
+            Some(v) => f(Ok(report(source, v, None))).map_err(ParseError::Callback),
+            None => Ok(()),
+        }
+    })
+}
+
+/// Reads a `csv` source: the header is the first line that is not a comment, or a commented line that
+/// names the `value` column (URLhaus style `# id,dateadded,url,…`); `columns` maps the rest.
+pub fn read_mapped_csv(
+    path: &Path,
+    source: &SourceConfig,
+    f: &mut dyn FnMut(Row) -> Result<(), String>,
+) -> Result<(), ParseError> {
+    let cols = source.columns.clone().unwrap_or_default();
+    let mut header: Option<std::collections::HashMap<String, usize>> = None;
+    let mut width = 0;
+    let mut last_comment = String::new();
+    lines(path, source.max_bytes, |n, line| {
+        if line.trim().is_empty() {
+            return Ok(());
+        }
+        if let Some(c) = line.strip_prefix('#') {
+            last_comment = c.trim().to_string();
+            return Ok(());
+        }
+        if n == 1 && line.trim_start().starts_with('<') {
+            return Err(ParseError::Content("got an HTML page, not a CSV".into()));
+        }
+        let fields = match split_csv_line(line) {
+            Ok(x) => x,
+            Err(e) => {
+                return f(Err(BadRow {
+                    reason: "bad-row",
+                    raw: format!("line {n}: {e}: {line}"),
+                }))
+                .map_err(ParseError::Callback)
+            }
+        };
+        let Some(h) = &header else {
+            let parse = |l: &str| -> Option<Vec<String>> {
+                let names: Vec<String> = split_csv_line(l)
+                    .ok()?
+                    .into_iter()
+                    .map(|x| x.trim().to_string())
+                    .collect();
+                names.contains(&cols.value).then_some(names)
+            };
+            let (names, this_line_is_header) = match parse(&last_comment) {
+                Some(names) => (names, false),
+                None => match parse(line) {
+                    Some(names) => (names, true),
+                    None => {
+                        return Err(ParseError::Content(format!(
+                            "line {n}: no header naming the value column {:?}",
+                            cols.value
+                        )))
+                    }
+                },
+            };
+            width = names.len();
+            header = Some(
+                names
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, name)| (name, i))
+                    .collect(),
+            );
+            if this_line_is_header {
+                return Ok(());
+            }
+            // The header was a comment: this line is data; read it on the next pass of the logic below.
+            let h = header.as_ref().expect("set above");
+            return f(mapped(source, &cols, h, width, n, line, &fields))
+                .map_err(ParseError::Callback);
+        };
+        f(mapped(source, &cols, h, width, n, line, &fields)).map_err(ParseError::Callback)
+    })?;
+    if header.is_none() {
+        return Err(ParseError::Content("no data".into()));
+    }
+    Ok(())
+}
+
+fn mapped(
+    source: &SourceConfig,
+    cols: &crate::config::CsvColumns,
+    h: &std::collections::HashMap<String, usize>,
+    width: usize,
+    n: usize,
+    line: &str,
+    fields: &[String],
+) -> Row {
+    if fields.len() != width {
+        return Err(BadRow {
+            reason: "bad-row",
+            raw: format!(
+                "line {n}: {} fields, header has {width}: {line}",
+                fields.len()
+            ),
+        });
+    }
+    let get = |c: &Option<String>| {
+        c.as_ref()
+            .and_then(|c| h.get(c))
+            .map(|i| fields[*i].trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    let value = get(&Some(cols.value.clone())).unwrap_or_default();
+    let mut r = report(source, &value, get(&cols.id));
+    if let Some(t) = get(&cols.ioc_type) {
+        r.ioc_type = t;
+    }
+    if let Some(fam) = get(&cols.family) {
+        r.malware_printable = Some(fam);
+    }
+    if let Some(t) = get(&cols.threat_type) {
+        r.threat_type = Some(t);
+    }
+    if let Some(c) = get(&cols.confidence)
+        .and_then(|c| c.parse::<u8>().ok())
+        .filter(|c| *c <= 100)
+    {
+        r.confidence = Some(c);
+    }
+    r.first_seen = get(&cols.first_seen).and_then(|t| parse_time(&t));
+    r.last_seen = get(&cols.last_seen).and_then(|t| parse_time(&t));
+    r.tags = get(&cols.tags);
+    r.reference = get(&cols.reference);
+    Ok(r)
 }
 
 #[cfg(test)]

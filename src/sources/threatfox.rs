@@ -272,7 +272,7 @@ fn json_str(v: &Value, key: &str) -> Option<String> {
     }
 }
 
-fn json_report(id: &str, v: &Value) -> Row {
+pub fn json_report(id: &str, v: &Value) -> Row {
     if !v.is_object() {
         return Err(BadRow {
             reason: "bad-row",
