@@ -348,3 +348,134 @@ pub fn validate_stix(files: &[std::path::PathBuf]) {
     assert_eq!(text.matches("[X]").count(), 0, "{text}");
     assert!(text.matches("[+]").count() >= files.len(), "{text}");
 }
+
+// ------------------------------------------------------------------ programmable upstream (faults, API)
+
+/// A request as the fake upstream saw it.
+#[derive(Clone, Debug, Default)]
+pub struct Req {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Req {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// What the fake upstream does with a request.
+pub enum Reply {
+    /// Write these bytes (a whole raw HTTP response) and close.
+    Raw(Vec<u8>),
+    /// Write these bytes, then hold the connection open for this long without a word.
+    Stall(Vec<u8>, Duration),
+}
+
+impl Reply {
+    pub fn ok(content_type: &str, body: &[u8]) -> Reply {
+        Reply::status(200, content_type, body, &[])
+    }
+    pub fn status(code: u16, content_type: &str, body: &[u8], extra: &[(&str, &str)]) -> Reply {
+        let mut head = format!("HTTP/1.1 {code} X\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
+        for (k, v) in extra {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        let mut out = head.into_bytes();
+        out.extend_from_slice(body);
+        Reply::Raw(out)
+    }
+}
+
+pub type Handler = Arc<dyn Fn(&Req) -> Reply + Send + Sync>;
+
+/// A loopback HTTP server whose answers a test programs; it records every request.
+pub struct FakeHttp {
+    pub addr: SocketAddr,
+    handler: Arc<Mutex<Handler>>,
+    pub seen: Arc<Mutex<Vec<Req>>>,
+}
+
+impl FakeHttp {
+    pub fn start(handler: Handler) -> FakeHttp {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let handler = Arc::new(Mutex::new(handler));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (h, sn) = (handler.clone(), seen.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { continue };
+                let (h, sn) = (h.clone(), sn.clone());
+                std::thread::spawn(move || serve_one(conn, h, sn));
+            }
+        });
+        FakeHttp {
+            addr,
+            handler,
+            seen,
+        }
+    }
+
+    pub fn set(&self, handler: Handler) {
+        *self.handler.lock().unwrap() = handler;
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn requests(&self) -> Vec<Req> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+fn serve_one(mut conn: TcpStream, handler: Arc<Mutex<Handler>>, seen: Arc<Mutex<Vec<Req>>>) {
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut reader = BufReader::new(conn.try_clone().unwrap());
+    let mut line = String::new();
+    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+        return;
+    }
+    let mut parts = line.split_whitespace();
+    let mut req = Req {
+        method: parts.next().unwrap_or("").to_string(),
+        path: parts.next().unwrap_or("/").to_string(),
+        ..Default::default()
+    };
+    loop {
+        let mut l = String::new();
+        if reader.read_line(&mut l).unwrap_or(0) == 0 || l == "\r\n" {
+            break;
+        }
+        if let Some((k, v)) = l.split_once(':') {
+            req.headers
+                .push((k.trim().to_string(), v.trim().to_string()));
+        }
+    }
+    let len: usize = req
+        .header("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; len];
+    let _ = reader.read_exact(&mut body);
+    req.body = body;
+    seen.lock().unwrap().push(req.clone());
+    let h = handler.lock().unwrap().clone();
+    match h(&req) {
+        Reply::Raw(bytes) => {
+            let _ = conn.write_all(&bytes);
+        }
+        Reply::Stall(bytes, d) => {
+            let _ = conn.write_all(&bytes);
+            let _ = conn.flush();
+            std::thread::sleep(d);
+        }
+    }
+}
