@@ -35,12 +35,11 @@ pub fn lookup(conn: &Connection, cfg: &Config, raw: &str, now: i64) -> Result<Va
         .collect();
     let allow = Allowlist::load(conn, &cfg.allowlist.entries).map_err(|e| e.to_string())?;
     let allowed_by = allow.find(ind.ioc_type, &ind.value).cloned();
-    let activity = row
-        .first_seen
-        .into_iter()
-        .chain(row.last_seen)
-        .max()
-        .unwrap_or_else(|| sightings.iter().map(|s| s.pulled_last).max().unwrap_or(0));
+    let activity = score::activity(
+        row.first_seen,
+        row.last_seen,
+        sightings.iter().map(|s| s.pulled_last),
+    );
     let reports = cfg.independent_reports(
         live.iter()
             .map(|s| (s.source.as_str(), s.report_id.as_str())),
@@ -53,7 +52,7 @@ pub fn lookup(conn: &Connection, cfg: &Config, raw: &str, now: i64) -> Result<Va
         reports.max(1),
         row.is_compromised,
     );
-    let aged = now - activity > cfg.scoring.max_age_days as i64 * 86_400;
+    let aged = score::is_aged(&cfg.scoring, activity, now);
     let status = if live.is_empty() {
         "withdrawn"
     } else if allowed_by.is_some() {

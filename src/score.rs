@@ -24,6 +24,25 @@ pub struct ScoreTerms {
     pub score: u8,
 }
 
+/// Last activity: the latest of first_seen and last_seen, or (upstream gave neither) the last time a pull
+/// saw the IOC.
+pub fn activity(
+    first_seen: Option<i64>,
+    last_seen: Option<i64>,
+    last_pulled: impl Iterator<Item = i64>,
+) -> i64 {
+    first_seen
+        .into_iter()
+        .chain(last_seen)
+        .max()
+        .unwrap_or_else(|| last_pulled.max().unwrap_or(0))
+}
+
+/// True when an IOC last active at `activity` has aged out of every list.
+pub fn is_aged(cfg: &ScoringConfig, activity: i64, now: i64) -> bool {
+    now - activity > cfg.max_age_days as i64 * 86_400
+}
+
 pub fn score(
     cfg: &ScoringConfig,
     confidence: u8,

@@ -118,7 +118,6 @@ pub fn select(
         .filter_map(|f| cfg.family(f))
         .flat_map(|f| f.exclude.iter().map(String::as_str))
         .collect();
-    let max_age = cfg.scoring.max_age_days as i64 * 86_400;
     let mut out = Vec::new();
     let mut aged = HashSet::new();
     let mut allowed = HashSet::new();
@@ -137,13 +136,12 @@ pub fn select(
             if !family_ok || !threat_ok {
                 return;
             }
-            let activity = c
-                .first_seen
-                .into_iter()
-                .chain(c.last_seen)
-                .max()
-                .unwrap_or_else(|| c.reports.iter().map(|r| r.pulled_last).max().unwrap_or(0));
-            if now - activity > max_age {
+            let activity = score::activity(
+                c.first_seen,
+                c.last_seen,
+                c.reports.iter().map(|r| r.pulled_last),
+            );
+            if score::is_aged(&cfg.scoring, activity, now) {
                 aged.insert(c.value.clone());
                 return;
             }

@@ -1,11 +1,11 @@
 //! Line-oriented feeds: one value per line (`#` / `;` / `//` comments, hosts-file lines `0.0.0.0 name`),
 //! `rank,domain` top-sites CSVs, and CSVs with mapped columns. Used by `text`, `csv` and `allowlist` sources.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 
 use super::threatfox::{
-    parse_time, split_csv_line, BadRow, Capped, ParseError, Report, Row, MAX_LINE,
+    next_line, parse_time, split_csv_line, BadRow, Capped, ParseError, Report, Row,
 };
 use crate::config::{AllowFormat, SourceConfig};
 
@@ -87,23 +87,11 @@ fn lines(
     let mut buf = Vec::new();
     let mut n = 0;
     loop {
-        buf.clear();
-        if (&mut r)
-            .take(MAX_LINE as u64 + 1)
-            .read_until(b'\n', &mut buf)?
-            == 0
-        {
-            return Ok(());
-        }
         n += 1;
-        if buf.len() > MAX_LINE {
-            return Err(ParseError::Content(format!(
-                "line {n}: longer than {MAX_LINE} bytes"
-            )));
+        match next_line(&mut r, &mut buf, n).map_err(ParseError::Content)? {
+            Some(line) => f(n, line)?,
+            None => return Ok(()),
         }
-        let line = std::str::from_utf8(&buf)
-            .map_err(|_| ParseError::Content(format!("line {n}: invalid UTF-8")))?;
-        f(n, line.trim_end_matches(['\n', '\r']))?;
     }
 }
 

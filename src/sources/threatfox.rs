@@ -56,6 +56,28 @@ pub enum ParseError {
 /// The longest CSV line read; a longer one is an error, not an allocation.
 pub const MAX_LINE: usize = 1 << 20;
 
+/// Reads the next line into `buf`: at most [`MAX_LINE`] bytes, valid UTF-8, line ending removed; None at
+/// the end of the input.
+pub fn next_line<'b, R: BufRead>(
+    r: &mut R,
+    buf: &'b mut Vec<u8>,
+    n: usize,
+) -> Result<Option<&'b str>, String> {
+    buf.clear();
+    if r.take(MAX_LINE as u64 + 1)
+        .read_until(b'\n', buf)
+        .map_err(|e| e.to_string())?
+        == 0
+    {
+        return Ok(None);
+    }
+    if buf.len() > MAX_LINE {
+        return Err(format!("line {n}: longer than {MAX_LINE} bytes"));
+    }
+    let line = std::str::from_utf8(buf).map_err(|_| format!("line {n}: invalid UTF-8"))?;
+    Ok(Some(line.trim_end_matches(['\n', '\r'])))
+}
+
 /// The columns without which a CSV export cannot be imported.
 pub const REQUIRED_CSV_COLUMNS: [&str; 4] = [
     "ioc_value",
@@ -413,23 +435,10 @@ fn read_csv<R: BufRead>(
     let mut buf = Vec::new();
     let mut line_no = 0usize;
     loop {
-        buf.clear();
-        if (&mut r)
-            .take(MAX_LINE as u64 + 1)
-            .read_until(b'\n', &mut buf)?
-            == 0
-        {
-            break;
-        }
         line_no += 1;
-        if buf.len() > MAX_LINE {
-            return Err(ParseError::Csv(format!(
-                "line {line_no}: longer than {MAX_LINE} bytes"
-            )));
-        }
-        let line = std::str::from_utf8(&buf)
-            .map_err(|_| ParseError::Csv(format!("line {line_no}: invalid UTF-8")))?;
-        let line = line.trim_end_matches(['\n', '\r']);
+        let Some(line) = next_line(&mut r, &mut buf, line_no).map_err(ParseError::Csv)? else {
+            break;
+        };
         if line.trim().is_empty() {
             continue;
         }
