@@ -150,6 +150,9 @@ fn caching_conditionals_head_gzip_and_404s() {
         .unwrap();
     assert_eq!(rd["version"], 2);
     assert_eq!(rd["urls"]["rpz"], "/lists/remus-domains.rpz");
+    // Far below Sentinel's 3.8 MB local upload limit.
+    assert_eq!(rd["csv_over_sentinel_upload_limit"], false);
+    assert!(rd["sizes"]["csv"].as_u64().unwrap() > 100);
     assert_eq!(
         rd["sizes"]["txt"].as_u64().unwrap() as usize,
         cur.body.len()

@@ -10,18 +10,11 @@ use iocfeed::store;
 use serde_json::{json, Value};
 
 fn report(id: u64, value: &str, family: &str, confidence: u8, first_seen: &str) -> Value {
-    json!({"id": id, "ioc_value": value, "ioc_type": "domain", "threat_type": "botnet_cc",
-           "malware": format!("win.{}", family.to_lowercase()), "malware_alias": null, "malware_printable": family,
-           "first_seen_utc": first_seen, "last_seen_utc": null, "confidence_level": confidence,
-           "is_compromised": false, "reference": null, "tags": null, "anonymous": 0, "reporter": "reporter001"})
+    tf_report(id, value, "domain", family, confidence, first_seen)
 }
 
 fn export(reports: &[Value]) -> Vec<u8> {
-    let mut m = serde_json::Map::new();
-    for r in reports {
-        m.insert(r["id"].to_string(), json!([r]));
-    }
-    serde_json::to_vec(&Value::Object(m)).unwrap()
+    tf_export(reports)
 }
 
 fn t0() -> DateTime<Utc> {

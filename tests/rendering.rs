@@ -11,21 +11,20 @@ use iocfeed::config::{Config, ListConfig};
 use iocfeed::store;
 use serde_json::{json, Value};
 
-/// One ThreatFox-shaped report.
+/// One ThreatFox-shaped report, first seen 2026-07-10 10:00.
 pub fn report(id: u64, value: &str, ioc_type: &str, family: &str, confidence: u8) -> Value {
-    json!({"id": id, "ioc_value": value, "ioc_type": ioc_type, "threat_type": "botnet_cc",
-           "malware": format!("win.{}", family.to_lowercase()), "malware_alias": null, "malware_printable": family,
-           "first_seen_utc": "2026-07-10 10:00:00", "last_seen_utc": null, "confidence_level": confidence,
-           "is_compromised": false, "reference": null, "tags": null, "anonymous": 0, "reporter": "reporter001"})
+    tf_report(
+        id,
+        value,
+        ioc_type,
+        family,
+        confidence,
+        "2026-07-10 10:00:00",
+    )
 }
 
-/// A ThreatFox JSON export holding `reports`.
 pub fn export(reports: &[Value]) -> Vec<u8> {
-    let mut m = serde_json::Map::new();
-    for r in reports {
-        m.insert(r["id"].to_string(), json!([r]));
-    }
-    serde_json::to_vec(&Value::Object(m)).unwrap()
+    tf_export(reports)
 }
 
 fn list(name: &str, types: &[&str], formats: &[&str]) -> ListConfig {

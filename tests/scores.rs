@@ -12,18 +12,13 @@ use iocfeed::store;
 use serde_json::{json, Value};
 
 fn report(id: u64, value: &str, confidence: u8, first_seen: &str, compromised: bool) -> Value {
-    json!({"id": id, "ioc_value": value, "ioc_type": "domain", "threat_type": "botnet_cc",
-           "malware": "win.remus", "malware_alias": null, "malware_printable": "Remus",
-           "first_seen_utc": first_seen, "last_seen_utc": null, "confidence_level": confidence,
-           "is_compromised": compromised, "reference": null, "tags": null, "anonymous": 0, "reporter": "reporter001"})
+    let mut r = tf_report(id, value, "domain", "Remus", confidence, first_seen);
+    r["is_compromised"] = json!(compromised);
+    r
 }
 
 fn export(reports: &[Value]) -> Vec<u8> {
-    let mut m = serde_json::Map::new();
-    for r in reports {
-        m.insert(r["id"].to_string(), json!([r]));
-    }
-    serde_json::to_vec(&Value::Object(m)).unwrap()
+    tf_export(reports)
 }
 
 fn pull(app: &iocfeed::App, dir: &Path, source: &str, reports: &[Value]) {

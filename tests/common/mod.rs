@@ -479,3 +479,29 @@ fn serve_one(mut conn: TcpStream, handler: Arc<Mutex<Handler>>, seen: Arc<Mutex<
         }
     }
 }
+
+// ------------------------------------------------------------------------- synthetic ThreatFox exports
+
+/// One report in the ThreatFox JSON export's shape (threat type botnet_cc, no last_seen, not compromised).
+pub fn tf_report(
+    id: u64,
+    value: &str,
+    ioc_type: &str,
+    family: &str,
+    confidence: u8,
+    first_seen: &str,
+) -> serde_json::Value {
+    serde_json::json!({"id": id, "ioc_value": value, "ioc_type": ioc_type, "threat_type": "botnet_cc",
+           "malware": format!("win.{}", family.to_lowercase()), "malware_alias": null, "malware_printable": family,
+           "first_seen_utc": first_seen, "last_seen_utc": null, "confidence_level": confidence,
+           "is_compromised": false, "reference": null, "tags": null, "anonymous": 0, "reporter": "reporter001"})
+}
+
+/// A ThreatFox JSON export (object keyed by IOC id, one-element arrays) holding `reports`.
+pub fn tf_export(reports: &[serde_json::Value]) -> Vec<u8> {
+    let mut m = serde_json::Map::new();
+    for r in reports {
+        m.insert(r["id"].to_string(), serde_json::json!([r]));
+    }
+    serde_json::to_vec(&serde_json::Value::Object(m)).unwrap()
+}
