@@ -10,6 +10,42 @@ use crate::normalise::{self, IocType};
 use crate::score;
 use crate::store;
 
+/// Listed parents of a name whose wildcard rules (RPZ `*.parent`, EDL `*.parent`) also block it.
+fn covering_parents(conn: &Connection, cfg: &Config, name: &str) -> Result<Vec<Value>, String> {
+    let mut out = Vec::new();
+    let mut rest = name;
+    while let Some((_, parent)) = rest.split_once('.') {
+        if !parent.contains('.') {
+            break;
+        }
+        let mut lists = Vec::new();
+        for l in cfg
+            .lists
+            .iter()
+            .filter(|l| l.types.iter().any(|t| t == "domain"))
+        {
+            let wildcards = (l.formats.contains(&crate::config::Format::Rpz) && l.rpz.wildcard)
+                || l.formats.contains(&crate::config::Format::Edl);
+            if !wildcards {
+                continue;
+            }
+            if let Some(v) = store::latest_version(conn, &l.name).map_err(|e| e.to_string())? {
+                if v.members.lines().any(|m| m == parent) {
+                    lists.push(l.name.clone());
+                }
+            }
+        }
+        let compromised = store::ioc(conn, "domain", parent)
+            .map_err(|e| e.to_string())?
+            .is_some_and(|(_, r)| r.is_compromised);
+        if !lists.is_empty() && !compromised {
+            out.push(json!({"value": parent, "lists": lists}));
+        }
+        rest = parent;
+    }
+    Ok(out)
+}
+
 /// The §9.5 object for `raw`, with status, lists, score terms, sightings and allowed_by.
 pub fn lookup(conn: &Connection, cfg: &Config, raw: &str, now: i64) -> Result<Value, String> {
     let db = |e: store::StoreError| e.to_string();
@@ -26,7 +62,15 @@ pub fn lookup(conn: &Connection, cfg: &Config, raw: &str, now: i64) -> Result<Va
         }
     };
     let Some((id, row)) = store::ioc(conn, ind.ioc_type.as_str(), &ind.value).map_err(db)? else {
-        return Ok(json!({"value": ind.value, "type": ind.ioc_type.as_str(), "status": "unknown"}));
+        let mut out =
+            json!({"value": ind.value, "type": ind.ioc_type.as_str(), "status": "unknown"});
+        if ind.ioc_type == IocType::Domain {
+            let covered = covering_parents(conn, cfg, &ind.value)?;
+            if !covered.is_empty() {
+                out["covered_by"] = json!(covered);
+            }
+        }
+        return Ok(out);
     };
     let sightings = store::sightings(conn, id).map_err(db)?;
     let live: Vec<&store::Sighting> = sightings

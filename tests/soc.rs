@@ -243,6 +243,16 @@ fn family_report_diffs_lookup_and_stix_over_the_replay() {
     .round() as u64;
     assert_eq!(v["score"].as_u64(), Some(expected));
 
+    // A name below a listed domain is not an IOC itself, but the wildcard rules block it: say so.
+    let sub: Value =
+        serde_json::from_slice(&get(server.addr, "/iocs?value=www.beltka.shop").body).unwrap();
+    assert_eq!(sub["status"], "unknown");
+    assert_eq!(sub["covered_by"][0]["value"], "beltka.shop");
+    assert!(sub["covered_by"][0]["lists"]
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!("remus-domains")));
+
     // 3. Every STIX version of every list passes the OASIS validator.
     if have_tool("stix2_validator") {
         let mut files = Vec::new();
