@@ -18,6 +18,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod lookup;
+pub mod metrics;
 pub mod normalise;
 pub mod publish;
 pub mod pull;
@@ -39,6 +40,8 @@ pub struct App {
     pub data_dir: PathBuf,
     /// When the scheduler will next pull each source (Unix time), for `/sources`.
     next_pulls: std::sync::Mutex<std::collections::BTreeMap<String, i64>>,
+    /// Counters for `/metrics`.
+    pub counters: metrics::Counters,
 }
 
 impl App {
@@ -49,6 +52,7 @@ impl App {
             clock,
             data_dir,
             next_pulls: Default::default(),
+            counters: Default::default(),
         }
     }
 
@@ -96,7 +100,15 @@ impl App {
             Some(p) => pull::Input::File(p),
             None => pull::Input::Fetch,
         };
-        pull::run(&mut store, &self.config, source, input, self.now())
+        let result = pull::run(&mut store, &self.config, source, input, self.now());
+        let outcome = match &result {
+            Ok(s) if s.not_modified => "not-modified",
+            Ok(s) if s.held.is_some() => "held",
+            Ok(_) => "ok",
+            Err(_) => "error",
+        };
+        self.counters.pull(name, outcome);
+        result
     }
 
     /// Pulls a source and logs the outcome in one line. On failure, the upstream's Retry-After, if any.

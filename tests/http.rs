@@ -237,3 +237,40 @@ fn slow_and_surplus_connections_are_closed() {
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(get(server.addr, "/healthz").status, 200);
 }
+
+#[test]
+fn metrics_report_lists_sources_rejects_and_requests() {
+    let (_dir, server, _app) = setup();
+    get(server.addr, "/lists/remus-domains.txt");
+    get(server.addr, "/lists/nope.txt");
+    let m = get(server.addr, "/metrics");
+    assert_eq!(m.status, 200);
+    let text = m.text();
+    for line in [
+        "iocfeed_pulls_total{source=\"threatfox-recent\",result=\"ok\"} 4",
+        "iocfeed_source_failures{source=\"threatfox-recent\"} 0",
+        "iocfeed_list_entries{list=\"remus-domains\"} 6",
+        "iocfeed_list_version{list=\"remus-domains\"} 2",
+        "iocfeed_http_requests_total{route=\"/lists/{file}\",status=\"200\"} 1",
+        "iocfeed_http_requests_total{route=\"/lists/{file}\",status=\"404\"} 1",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in\n{text}"
+        );
+    }
+    assert!(
+        text.contains(
+            "iocfeed_rejects_total{source=\"threatfox-recent\",reason=\"reserved-address\"}"
+        ),
+        "{text}"
+    );
+    assert!(text
+        .lines()
+        .any(|l| l.starts_with("iocfeed_iocs{type=\"domain\",status=\"active\"} ")));
+    // Every sample line is `name{labels} number`.
+    for l in text.lines().filter(|l| !l.starts_with('#')) {
+        let (_, v) = l.rsplit_once(' ').unwrap();
+        assert!(v.parse::<f64>().is_ok(), "{l}");
+    }
+}

@@ -123,9 +123,17 @@ async fn limits(
         )
             .into_response();
     };
+    // Count by route pattern, never by raw path: a scanner must not grow the metrics without bound.
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
     let timeout = Duration::from_secs(state.app.config.server.request_timeout_secs.max(1));
-    match tokio::time::timeout(timeout, next.run(req)).await {
+    let response = match tokio::time::timeout(timeout, next.run(req)).await {
         Ok(r) => r,
         Err(_) => (StatusCode::REQUEST_TIMEOUT, "request took too long\n").into_response(),
-    }
+    };
+    state.app.counters.http(&route, response.status().as_u16());
+    response
 }

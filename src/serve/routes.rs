@@ -32,6 +32,7 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .route("/sources", get(sources))
         .route("/iocs", get(iocs))
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics))
         .route("/readyz", get(readyz))
         .fallback(|| async { not_found("no such route") })
         .with_state(state)
@@ -427,6 +428,27 @@ async fn diff(State(st): St, Path(name): Path<String>, Query(q): Query<DiffQuery
     match res {
         Ok(Ok(v)) => Json(v).into_response(),
         Ok(Err((code, msg))) => (code, msg).into_response(),
+        Err(e) => server_error(e),
+    }
+}
+
+/// `GET /metrics`: Prometheus text exposition.
+async fn metrics(State(st): St) -> Response {
+    let app = st.app.clone();
+    match st
+        .read(move |conn| {
+            crate::metrics::render(&app.counters, conn, &app.config).map_err(|e| e.to_string())
+        })
+        .await
+    {
+        Ok(text) => (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
         Err(e) => server_error(e),
     }
 }
