@@ -84,6 +84,8 @@ fn configure(conn: &Connection) -> Result<()> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", false)?;
+    // The ids a full dump has shown go to a temporary table: on disk, so memory stays flat at any size.
+    conn.pragma_update(None, "temp_store", "FILE")?;
     Ok(())
 }
 
