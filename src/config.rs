@@ -512,6 +512,83 @@ pub struct ListConfig {
     /// held until a sane pull or `iocfeed publish LIST --force`.
     #[serde(default = "default_max_removal_ratio")]
     pub max_removal_ratio: f64,
+    /// Who may fetch this list (SPEC §10.4): `"public"` (default), or tokens, basic-auth users and client
+    /// networks.
+    #[serde(default)]
+    pub access: Access,
+}
+
+/// A list's access rule.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum Access {
+    #[default]
+    #[serde(with = "public_word")]
+    Public,
+    Restricted(Restricted),
+}
+
+mod public_word {
+    use serde::{Deserialize, Deserializer, Serializer};
+    pub fn serialize<S: Serializer>(s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("public")
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<(), D::Error> {
+        match String::deserialize(d)?.as_str() {
+            "public" => Ok(()),
+            other => Err(serde::de::Error::custom(format!(
+                "access: {other:?}: use \"public\" or a table"
+            ))),
+        }
+    }
+}
+
+/// Credentials and networks for a restricted list. A value `env:NAME` is read from that environment
+/// variable, so secrets need not sit in the file; `config show` never prints them.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Restricted {
+    /// Bearer tokens (`Authorization: Bearer T`, or `?token=T` for clients that cannot send headers).
+    #[serde(default)]
+    pub tokens: Vec<String>,
+    /// HTTP basic users, `user:password`.
+    #[serde(default)]
+    pub basic: Vec<String>,
+    /// Client networks (CIDR or address) allowed to connect; empty = any.
+    #[serde(default)]
+    pub allow_from: Vec<String>,
+}
+
+impl Serialize for Restricted {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let hide = |v: &Vec<String>| -> Vec<String> {
+            v.iter()
+                .map(|x| {
+                    if x.starts_with("env:") {
+                        x.clone()
+                    } else {
+                        "<redacted>".into()
+                    }
+                })
+                .collect()
+        };
+        let mut st = s.serialize_struct("Restricted", 3)?;
+        st.serialize_field("tokens", &hide(&self.tokens))?;
+        st.serialize_field("basic", &hide(&self.basic))?;
+        st.serialize_field("allow_from", &self.allow_from)?;
+        st.end()
+    }
+}
+
+impl Restricted {
+    /// A secret's value: `env:NAME` reads the environment (empty when unset, which matches nothing).
+    pub fn resolve(v: &str) -> String {
+        match v.strip_prefix("env:") {
+            Some(name) => std::env::var(name).unwrap_or_default(),
+            None => v.to_string(),
+        }
+    }
 }
 
 fn default_max_removal_ratio() -> f64 {
@@ -814,6 +891,33 @@ impl Config {
                     key("max_removal_ratio"),
                     "must be 0.0 to 1.0".into(),
                 ));
+            }
+            if let Access::Restricted(r) = &l.access {
+                if r.tokens.is_empty() && r.basic.is_empty() && r.allow_from.is_empty() {
+                    return Err(err(
+                        line_in_table(text, line, "access"),
+                        key("access"),
+                        "give tokens, basic or allow_from (or \"public\")".into(),
+                    ));
+                }
+                for b in &r.basic {
+                    if !b.starts_with("env:") && !b.contains(':') {
+                        return Err(err(
+                            line_in_table(text, line, "access"),
+                            key("access.basic"),
+                            "entries are \"user:password\"".into(),
+                        ));
+                    }
+                }
+                for n in &r.allow_from {
+                    if crate::serve::access::parse_net(n).is_none() {
+                        return Err(err(
+                            line_in_table(text, line, "access"),
+                            key("access.allow_from"),
+                            format!("not an address or CIDR: {n:?}"),
+                        ));
+                    }
+                }
             }
             if l.retain_versions == 0 {
                 return Err(err(

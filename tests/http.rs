@@ -274,3 +274,101 @@ fn metrics_report_lists_sources_rejects_and_requests() {
         assert!(v.parse::<f64>().is_ok(), "{l}");
     }
 }
+
+#[test]
+fn restricted_lists_need_a_token_a_user_or_the_right_network() {
+    let snaps = snapshots();
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = Upstream::start();
+    let mut cfg = default_config(&upstream.base_url(), dir.path());
+    std::env::set_var("IOCFEED_TEST_SOC_TOKEN", "from-the-environment-7781");
+    let restrict = |name: &str, toml: &str, cfg: &mut iocfeed::config::Config| {
+        let l = cfg.lists.iter_mut().find(|l| l.name == name).unwrap();
+        l.access = toml::from_str::<toml::Value>(toml).unwrap()["access"]
+            .clone()
+            .try_into()
+            .unwrap();
+    };
+    restrict("remus-domains", "access = { tokens = [\"t0ken-abc\", \"env:IOCFEED_TEST_SOC_TOKEN\"], basic = [\"soc:pa55\"] }", &mut cfg);
+    restrict(
+        "remus-ips",
+        "access = { allow_from = [\"10.0.0.0/8\"] }",
+        &mut cfg,
+    );
+    restrict(
+        "remus-urls",
+        "access = { allow_from = [\"127.0.0.0/8\", \"::1\"] }",
+        &mut cfg,
+    );
+    let (app, clock) = app(cfg, snaps[0].0);
+    replay(&app, &clock, &upstream, &snaps[..4]);
+    let server = TestServer::start(app.clone());
+    let a = server.addr;
+
+    let r = get(a, "/lists/remus-domains.txt");
+    assert_eq!(r.status, 401);
+    assert!(r.header("www-authenticate").unwrap().contains("Bearer"));
+    assert_eq!(
+        request(
+            a,
+            "GET",
+            "/lists/remus-domains.txt",
+            &[("Authorization", "Bearer wrong")]
+        )
+        .status,
+        401
+    );
+    let ok = request(
+        a,
+        "GET",
+        "/lists/remus-domains.txt",
+        &[("Authorization", "Bearer t0ken-abc")],
+    );
+    assert_eq!(ok.status, 200);
+    assert!(ok.text().contains("beltka.shop"));
+    assert_eq!(ok.header("cache-control"), Some("private, no-cache"));
+    assert_eq!(
+        get(a, "/lists/remus-domains/v1.txt?token=t0ken-abc").status,
+        200
+    );
+    assert_eq!(
+        get(
+            a,
+            "/lists/remus-domains.rpz?token=from-the-environment-7781"
+        )
+        .status,
+        200
+    );
+    // soc:pa55
+    assert_eq!(
+        request(
+            a,
+            "GET",
+            "/lists/remus-domains.csv",
+            &[("Authorization", "Basic c29jOnBhNTU=")]
+        )
+        .status,
+        200
+    );
+    assert_eq!(get(a, "/lists/remus-domains/versions").status, 401);
+    assert_eq!(get(a, "/lists/remus-domains/diff?from=1").status, 401);
+    assert_eq!(
+        get(a, "/lists/remus-domains/diff?from=1&token=t0ken-abc").status,
+        200
+    );
+    // Network rules: loopback is not in 10.0.0.0/8, but is in 127.0.0.0/8.
+    assert_eq!(get(a, "/lists/remus-ips.txt").status, 403);
+    assert_eq!(get(a, "/lists/remus-urls.txt").status, 200);
+    // Public lists stay public; the index says which are restricted.
+    assert_eq!(get(a, "/lists/threatfox-botnet-cc-domains.txt").status, 200);
+    let idx: serde_json::Value = serde_json::from_slice(&get(a, "/lists").body).unwrap();
+    assert_eq!(idx[0]["access"], "restricted");
+    assert_eq!(idx[3]["access"], "public");
+    // Secrets never appear in `config show`.
+    let shown = app.config.to_toml();
+    assert!(
+        !shown.contains("t0ken-abc") && !shown.contains("pa55"),
+        "{shown}"
+    );
+    assert!(shown.contains("env:IOCFEED_TEST_SOC_TOKEN"));
+}

@@ -34,6 +34,7 @@ pub fn entries(
         rpz: Default::default(),
         retain_versions: 1,
         max_removal_ratio: 1.0,
+        access: Default::default(),
     };
     let allow = Allowlist::load(conn, &cfg.allowlist.entries)?;
     Ok(select(conn, cfg, &allow, &list, now)?.entries)

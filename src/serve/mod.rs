@@ -2,6 +2,7 @@
 //! a real server on port 0. Every request reads the database, so a `pull` run by another process on the
 //! same data directory is served as soon as it commits.
 
+pub mod access;
 mod caching;
 mod routes;
 
@@ -77,7 +78,7 @@ pub async fn run(
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(c) => c,
                 // Out of file descriptors and the like: back off instead of spinning.
@@ -93,7 +94,12 @@ pub async fn run(
             drop(stream);
             continue;
         };
-        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        // The peer's address travels with each request, for per-list network rules.
+        let service = hyper_util::service::TowerToHyperService::new(
+            router
+                .clone()
+                .layer(axum::Extension(access::Peer(peer.ip()))),
+        );
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(hyper_util::rt::TokioTimer::new())
             .header_read_timeout(header_timeout)

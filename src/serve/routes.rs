@@ -6,9 +6,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde_json::json;
 
+use super::access::{self, Decision, Peer};
 use super::caching::{accepts_gzip, etag, not_modified, value};
 use super::ServerState;
 use crate::clock::{http_date, iso};
@@ -80,6 +81,7 @@ async fn index(State(st): St) -> Response {
                 let csv_over = sizes.get("csv").is_some_and(|n| *n > SENTINEL_UPLOAD_LIMIT);
                 out.push(json!({
                     "csv_over_sentinel_upload_limit": csv_over,
+                    "access": if l.access == crate::config::Access::Public { "public" } else { "restricted" },
                     "name": l.name,
                     "types": l.types,
                     "families": l.families,
@@ -99,20 +101,83 @@ async fn index(State(st): St) -> Response {
     }
 }
 
-async fn current(State(st): St, Path(file): Path<String>, headers: HeaderMap) -> Response {
+/// `?token=` for clients that cannot send an Authorization header.
+#[derive(serde::Deserialize, Default)]
+struct TokenQuery {
+    token: Option<String>,
+}
+
+/// Who is asking: the connection's address, the headers, and any `?token=`.
+struct Caller {
+    peer: Option<std::net::IpAddr>,
+    headers: HeaderMap,
+    token: Option<String>,
+}
+
+impl Caller {
+    fn new(peer: Option<Extension<Peer>>, headers: HeaderMap, q: TokenQuery) -> Caller {
+        Caller {
+            peer: peer.map(|Extension(Peer(ip))| ip),
+            headers,
+            token: q.token,
+        }
+    }
+
+    /// The refusal for a list this caller may not fetch, if any (SPEC §10.4).
+    fn refuse(&self, list: &crate::config::ListConfig) -> Option<Response> {
+        match access::check(
+            &list.access,
+            self.peer,
+            &self.headers,
+            self.token.as_deref(),
+        ) {
+            Decision::Allow => None,
+            Decision::Unauthorized => Some(
+                (
+                    StatusCode::UNAUTHORIZED,
+                    [(
+                        header::WWW_AUTHENTICATE,
+                        "Bearer realm=\"iocfeed\", Basic realm=\"iocfeed\"",
+                    )],
+                    "unauthorized: this list needs a token or a user\n",
+                )
+                    .into_response(),
+            ),
+            Decision::Forbidden => Some(
+                (
+                    StatusCode::FORBIDDEN,
+                    "forbidden: your network may not fetch this list\n",
+                )
+                    .into_response(),
+            ),
+        }
+    }
+}
+
+async fn current(
+    State(st): St,
+    Path(file): Path<String>,
+    peer: Option<Extension<Peer>>,
+    Query(q): Query<TokenQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let caller = Caller::new(peer, headers, q);
     let Some((name, fmt)) = split_file(&file) else {
         return not_found(&format!(
             "{file:?} is not LIST.FORMAT (formats: txt, hosts, rpz, csv, json, stix, kql, edl)"
         ));
     };
-    serve_artifact(st, name.to_string(), fmt, None, headers).await
+    serve_artifact(st, name.to_string(), fmt, None, caller).await
 }
 
 async fn versioned(
     State(st): St,
     Path((name, file)): Path<(String, String)>,
+    peer: Option<Extension<Peer>>,
+    Query(q): Query<TokenQuery>,
     headers: HeaderMap,
 ) -> Response {
+    let caller = Caller::new(peer, headers, q);
     // Exactly `v` and the decimal number: `v01` or `v+1` would be a second URL for the same immutable bytes.
     let parsed = split_file(&file).and_then(|(v, fmt)| {
         v.strip_prefix('v')
@@ -125,7 +190,7 @@ async fn versioned(
     let Some((version, fmt)) = parsed else {
         return not_found(&format!("{file:?} is not vN.FORMAT"));
     };
-    serve_artifact(st, name, fmt, Some(version), headers).await
+    serve_artifact(st, name, fmt, Some(version), caller).await
 }
 
 async fn serve_artifact(
@@ -133,11 +198,16 @@ async fn serve_artifact(
     name: String,
     fmt: Format,
     version: Option<i64>,
-    headers: HeaderMap,
+    caller: Caller,
 ) -> Response {
     let Some(list) = st.app.config.list(&name) else {
         return not_found(&format!("no list named {name:?}"));
     };
+    if let Some(refusal) = caller.refuse(list) {
+        return refusal;
+    }
+    let headers = caller.headers;
+    let restricted = list.access != crate::config::Access::Public;
     if !list.formats.contains(&fmt) {
         return not_found(&format!(
             "list {name:?} is not published as {}",
@@ -178,10 +248,12 @@ async fn serve_artifact(
     h.insert("x-iocfeed-version", value(&v.version.to_string()));
     h.insert(
         header::CACHE_CONTROL,
-        value(if version.is_some() {
-            "public, max-age=31536000, immutable"
-        } else {
-            "public, no-cache"
+        // A restricted list must not sit in shared caches.
+        value(match (version.is_some(), restricted) {
+            (true, false) => "public, max-age=31536000, immutable",
+            (true, true) => "private, max-age=31536000, immutable",
+            (false, false) => "public, no-cache",
+            (false, true) => "private, no-cache",
         }),
     );
     if not_modified(&headers, &a.etag, v.published_at) {
@@ -209,9 +281,18 @@ async fn current_version(st: &Arc<ServerState>, name: &str) -> i64 {
     .unwrap_or(0)
 }
 
-async fn versions(State(st): St, Path(name): Path<String>) -> Response {
-    if st.app.config.list(&name).is_none() {
+async fn versions(
+    State(st): St,
+    Path(name): Path<String>,
+    peer: Option<Extension<Peer>>,
+    Query(q): Query<TokenQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(list) = st.app.config.list(&name) else {
         return not_found(&format!("no list named {name:?}"));
+    };
+    if let Some(refusal) = Caller::new(peer, headers, q).refuse(list) {
+        return refusal;
     }
     let res = st
         .read(move |conn| store::versions(conn, &name).map_err(|e| e.to_string()))
@@ -371,12 +452,25 @@ async fn iocs(State(st): St, Query(q): Query<IocQuery>) -> Response {
 struct DiffQuery {
     from: Option<i64>,
     to: Option<i64>,
+    token: Option<String>,
 }
 
 /// `GET /lists/{name}/diff?from=N[&to=M]`: what changed between two retained versions.
-async fn diff(State(st): St, Path(name): Path<String>, Query(q): Query<DiffQuery>) -> Response {
-    if st.app.config.list(&name).is_none() {
+async fn diff(
+    State(st): St,
+    Path(name): Path<String>,
+    Query(q): Query<DiffQuery>,
+    peer: Option<Extension<Peer>>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(list) = st.app.config.list(&name) else {
         return not_found(&format!("no list named {name:?}"));
+    };
+    let token = TokenQuery {
+        token: q.token.clone(),
+    };
+    if let Some(refusal) = Caller::new(peer, headers, token).refuse(list) {
+        return refusal;
     }
     let Some(from) = q.from else {
         return (
