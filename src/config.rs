@@ -224,6 +224,9 @@ pub struct SourceConfig {
     /// Longest silence while reading the body.
     #[serde(default = "default_read_timeout")]
     pub read_timeout_secs: u64,
+    /// Longest a whole fetch may take, however steadily the bytes trickle in.
+    #[serde(default = "default_total_timeout")]
+    pub total_timeout_secs: u64,
     /// `allowlist` sources: how the lines read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<AllowFormat>,
@@ -299,6 +302,9 @@ fn default_connect_timeout() -> u64 {
 }
 fn default_read_timeout() -> u64 {
     60
+}
+fn default_total_timeout() -> u64 {
+    900
 }
 
 impl SourceConfig {

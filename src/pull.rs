@@ -129,6 +129,14 @@ fn run_inner(
                 .map(|k| k.trim().to_string())
                 .filter(|k| !k.is_empty())
                 .ok_or_else(|| "THREATFOX_AUTH_KEY is not set".to_string())?;
+            // Checked before use, and the message never quotes it.
+            if !key.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(
+                    "THREATFOX_AUTH_KEY holds characters a header cannot carry (a line break, a space, an invisible character?)"
+                        .to_string()
+                        .into(),
+                );
+            }
             for (tag, body) in api::requests(source, cfg) {
                 if let Fetched::Body { path, _temp, .. } =
                     fetch::post_json(source, url, &[("Auth-Key", &key)], &body, &tmp, &tag)

@@ -332,3 +332,58 @@ fn a_wrong_api_key_is_never_printed() {
     assert!(leaks.is_empty(), "the key leaked: {leaks:#?}");
     assert!(!seen.contains("0f3a9c"), "part of the key leaked");
 }
+
+#[test]
+fn the_api_key_is_not_followed_through_redirects_nor_quoted_when_malformed() {
+    let catcher = FakeHttp::start(Arc::new(|_: &Req| {
+        Reply::ok("application/json", br#"{"query_status": "ok", "data": []}"#)
+    }));
+    let target = catcher.url("/capture");
+    let api = FakeHttp::start(Arc::new(move |_: &Req| {
+        Reply::status(302, "text/plain", b"", &[("Location", target.as_str())])
+    }));
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = default_config("http://127.0.0.1:1", dir.path());
+    cfg.threatfox.api_url = api.url("/api/v1/");
+    cfg.sources = vec![source("name = \"tf-api\"\nkind = \"threatfox-api\"\nschedule = \"*/30 * * * *\"\nfamilies = [\"Remus\"]\n")];
+    let (app, _) = app(cfg, Utc.with_ymd_and_hms(2026, 9, 2, 12, 0, 0).unwrap());
+    std::env::set_var("THREATFOX_AUTH_KEY", "test-key-for-the-api-test");
+    let e = app.pull_source("tf-api", None).unwrap_err().to_string();
+    assert!(e.contains("HTTP 302"), "{e}");
+    assert!(catcher.requests().is_empty(), "the redirect was followed");
+}
+
+#[test]
+fn a_malformed_key_is_refused_without_being_quoted() {
+    let api = FakeHttp::start(Arc::new(|_: &Req| {
+        Reply::ok(
+            "application/json",
+            br#"{"query_status": "no_result", "data": "x"}"#,
+        )
+    }));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        format!("[threatfox]\napi_url = {:?}\n\n[[source]]\nname = \"tf-api\"\nkind = \"threatfox-api\"\nschedule = \"*/30 * * * *\"\nfamilies = [\"Remus\"]\n", api.url("/api/v1/")),
+    )
+    .unwrap();
+    let out = bin()
+        .args(["pull", "--config"])
+        .arg(&config)
+        .env("IOCFEED_DATA_DIR", dir.path().join("data"))
+        .env("THREATFOX_AUTH_KEY", "OLD-KEY-111\nNEW-KEY-222")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("THREATFOX_AUTH_KEY holds characters"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("KEY-111") && !stderr.contains("KEY-222"),
+        "{stderr}"
+    );
+    assert!(api.requests().is_empty());
+}

@@ -270,3 +270,23 @@ fn redirect_loop() {
     let f = fake(|r| Reply::status(302, "text/plain", b"", &[("Location", r.path.as_str())]));
     fault(&f.url(""), |_| {}, "redirect", 30, 60);
 }
+
+#[test]
+fn trickling_body_hits_the_overall_deadline() {
+    // One byte every 300 ms never trips the 1 s read timeout; the 2 s deadline for the whole body stops it.
+    let f = FakeHttp::start(Arc::new(|_: &Req| {
+        Reply::Trickle(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n"
+                .to_vec(),
+            Duration::from_millis(300),
+            60,
+        )
+    }));
+    fault(
+        &f.url(""),
+        |s| s.total_timeout_secs = 2,
+        "took longer than 2 s",
+        30,
+        60,
+    );
+}

@@ -79,7 +79,7 @@ pub fn fetch(
     if !(url.starts_with("http://") || url.starts_with("https://")) {
         return Err(FetchError::Url(url.to_string()));
     }
-    let mut req = agent(source).get(url);
+    let mut req = agent(source, 5).get(url);
     if let Some(e) = &previous.etag {
         req = req.set("If-None-Match", e);
     }
@@ -102,7 +102,7 @@ pub fn post_json(
     if !(url.starts_with("http://") || url.starts_with("https://")) {
         return Err(FetchError::Url(url.to_string()));
     }
-    let mut req = agent(source)
+    let mut req = agent(source, 0)
         .post(url)
         .set("Content-Type", "application/json");
     for (k, v) in headers {
@@ -111,11 +111,13 @@ pub fn post_json(
     save(source, req.send_string(body), tmp_dir, tag)
 }
 
-fn agent(source: &SourceConfig) -> ureq::Agent {
+/// An HTTP agent with the source's limits. `redirects` is 0 for requests that carry a secret: ureq would
+/// send custom headers (the API's Auth-Key) on to whatever host a redirect names.
+fn agent(source: &SourceConfig, redirects: u32) -> ureq::Agent {
     ureq::AgentBuilder::new()
         .timeout_connect(Duration::from_secs(source.connect_timeout_secs))
         .timeout_read(Duration::from_secs(source.read_timeout_secs))
-        .redirects(5)
+        .redirects(redirects)
         .user_agent(&format!("iocfeed/{}", env!("CARGO_PKG_VERSION")))
         .build()
 }
@@ -131,9 +133,7 @@ fn save(
     let resp = match answer {
         Ok(r) => r,
         Err(ureq::Error::Status(code, r)) => {
-            let retry_after = r
-                .header("Retry-After")
-                .and_then(|v| v.trim().parse::<u64>().ok());
+            let retry_after = retry_after(r.header("Retry-After"));
             return Err(FetchError::Status {
                 status: code,
                 retry_after,
@@ -142,8 +142,11 @@ fn save(
         // The transport error's own text repeats the URL, which the caller names already.
         Err(ureq::Error::Transport(t)) => {
             let mut detail = t.kind().to_string();
-            if let Some(m) = t.message() {
-                detail.push_str(&format!(": {m}"));
+            // A bad-header message quotes the header, value and all: for the API that is the key.
+            match t.message() {
+                Some(_) if t.kind() == ureq::ErrorKind::BadHeader => {}
+                Some(m) => detail.push_str(&format!(": {m}")),
+                None => {}
             }
             if let Some(cause) = std::error::Error::source(&t) {
                 detail.push_str(&format!(": {cause}"));
@@ -157,7 +160,7 @@ fn save(
     if !(200..300).contains(&resp.status()) {
         return Err(FetchError::Status {
             status: resp.status(),
-            retry_after: None,
+            retry_after: retry_after(resp.header("Retry-After")),
         });
     }
     let validators = Validators {
@@ -172,8 +175,27 @@ fn save(
     ));
     let temp = TempFile(path.clone());
     let mut out = File::create(&path)?;
+    // `timeout_read` bounds each silence; this bounds the whole body, however steadily it trickles.
+    // (ureq's overall timeout would replace the per-read one, so the deadline is kept here.)
+    let deadline =
+        std::time::Instant::now() + Duration::from_secs(source.total_timeout_secs.max(1));
     let mut body = resp.into_reader().take(source.max_bytes + 1);
-    let n = io::copy(&mut body, &mut out)?;
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut n: u64 = 0;
+    loop {
+        let k = body.read(&mut chunk)?;
+        if k == 0 {
+            break;
+        }
+        out.write_all(&chunk[..k])?;
+        n += k as u64;
+        if std::time::Instant::now() > deadline {
+            return Err(FetchError::Http(format!(
+                "the body took longer than {} s to arrive",
+                source.total_timeout_secs
+            )));
+        }
+    }
     if n > source.max_bytes {
         return Err(FetchError::TooLarge(source.max_bytes));
     }
@@ -182,6 +204,15 @@ fn save(
         path,
         validators,
         _temp: Some(temp),
+    })
+}
+
+/// `Retry-After` as seconds, or as an HTTP date (seconds from now).
+fn retry_after(v: Option<&str>) -> Option<u64> {
+    let v = v?.trim();
+    v.parse::<u64>().ok().or_else(|| {
+        let t = chrono::DateTime::parse_from_rfc2822(v).ok()?;
+        Some((t.timestamp() - chrono::Utc::now().timestamp()).max(0) as u64)
     })
 }
 

@@ -375,6 +375,8 @@ pub enum Reply {
     Raw(Vec<u8>),
     /// Write these bytes, then hold the connection open for this long without a word.
     Stall(Vec<u8>, Duration),
+    /// Write these bytes, then one space every interval, this many times.
+    Trickle(Vec<u8>, Duration, usize),
 }
 
 impl Reply {
@@ -476,6 +478,15 @@ fn serve_one(mut conn: TcpStream, handler: Arc<Mutex<Handler>>, seen: Arc<Mutex<
             let _ = conn.write_all(&bytes);
             let _ = conn.flush();
             std::thread::sleep(d);
+        }
+        Reply::Trickle(bytes, every, times) => {
+            let _ = conn.write_all(&bytes);
+            for _ in 0..times {
+                if conn.write_all(b" ").and_then(|()| conn.flush()).is_err() {
+                    break;
+                }
+                std::thread::sleep(every);
+            }
         }
     }
 }
