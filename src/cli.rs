@@ -258,13 +258,20 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let tx = store.write().map_err(runtime)?;
             let outcomes = crate::publish::publish_all(&tx, &app.config, app.now(), Some(list))
                 .map_err(runtime)?;
-            // The operator has looked: source holds are released too.
+            // The operator has looked: source holds are released too, and a held source's next pull is
+            // taken as it comes (its size is no longer compared with the pull before the hold).
+            let mut released = Vec::new();
             for h in store::holds(&tx).map_err(runtime)? {
-                if h.scope.starts_with("source:") {
+                if let Some(source) = h.scope.strip_prefix("source:") {
                     store::clear_hold(&tx, &h.scope).map_err(runtime)?;
+                    store::reset_baseline(&tx, source).map_err(runtime)?;
+                    released.push(source.to_string());
                 }
             }
             tx.commit().map_err(runtime)?;
+            for s in released {
+                println!("source {s} released: its next pull is published as it comes");
+            }
             for o in outcomes {
                 let what = match (&o.held, o.changed) {
                     (Some(r), _) => format!("still held: {r}"),

@@ -346,6 +346,16 @@ pub fn url(raw: &str) -> Result<String, Reject> {
     if u.port() == Some(0) {
         return Err(Reject::BadPort);
     }
+    // One spelling per host: `evil.com.` is `evil.com`, `[::ffff:1.2.3.4]` is `1.2.3.4`. Otherwise an
+    // allow entry or a family exclusion could be dodged by the other spelling.
+    let canonical_host = match u.host() {
+        Some(url::Host::Domain(d)) if d.ends_with('.') => Some(d.trim_end_matches('.').to_string()),
+        Some(url::Host::Ipv6(v6)) => v6.to_ipv4_mapped().map(|v4| v4.to_string()),
+        _ => None,
+    };
+    if let Some(h) = canonical_host {
+        u.set_host(Some(&h)).map_err(|_| Reject::BadUrl)?;
+    }
     // Credentials in an indicator URL are the victim's or the attacker's secret: never republish them.
     if !u.username().is_empty() || u.password().is_some() {
         let _ = u.set_username("");
@@ -488,6 +498,15 @@ mod tests {
             Err(Reject::ReservedAddress)
         );
         assert_eq!(url("http://evil-remus.com:0/"), Err(Reject::BadPort));
+        assert_eq!(
+            url("http://[::ffff:45.33.32.156]/m").unwrap(),
+            "http://45.33.32.156/m"
+        );
+        assert_eq!(url("http://veeam.com./x").unwrap(), "http://veeam.com/x");
+        assert_eq!(
+            url("http://sub.splunkcloud.com.:8080/x").unwrap(),
+            "http://sub.splunkcloud.com:8080/x"
+        );
         assert_eq!(
             url("http://user:pass@evil-remus.com/x").unwrap(),
             "http://evil-remus.com/x"

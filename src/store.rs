@@ -416,6 +416,16 @@ pub fn record_held(conn: &Connection, source: &str, now: i64) -> Result<()> {
     Ok(())
 }
 
+/// Forgets how many indicators a source's last good pull held, so the next pull is not compared with it
+/// (the operator released the source's hold).
+pub fn reset_baseline(conn: &Connection, source: &str) -> Result<()> {
+    conn.execute(
+        "UPDATE source_state SET accepted = 0 WHERE source = ?1",
+        [source],
+    )?;
+    Ok(())
+}
+
 /// Records a failed pull; the data and validators of the last good pull are untouched.
 pub fn record_failure(conn: &Connection, source: &str, error: &str, now: i64) -> Result<()> {
     conn.execute(

@@ -387,3 +387,46 @@ fn a_malformed_key_is_refused_without_being_quoted() {
     );
     assert!(api.requests().is_empty());
 }
+
+#[test]
+fn csv_and_text_feeds_resist_forged_rows_and_error_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("feed.csv");
+    // A quoted field with a line break must not become a row of its own.
+    std::fs::write(
+        &csv,
+        "\u{feff}url,score,notes\r\nhttp://real.evil-remus.example/a,9,plain\r\nhttp://second.evil-remus.example/b,9,\"see notes:\nhttp://injected.evil-remus.example/x,9,end\"\r\n",
+    )
+    .unwrap();
+    let html = dir.path().join("page.txt");
+    std::fs::write(&html, "\n\u{feff}<!DOCTYPE html>\n<html><body>\nstatus.example-corp.com is under maintenance\nhelpdesk.example-corp.com\n</body></html>\n").unwrap();
+    let mut cfg = default_config("http://127.0.0.1:1", dir.path());
+    cfg.sources.push(source(&format!(
+        "name = \"urls\"\nkind = \"csv\"\nurl = {:?}\nschedule = \"0 * * * *\"\nioc_type = \"url\"\nfamily = \"Remus\"\ncolumns = {{ value = \"url\" }}\n",
+        url::Url::from_file_path(&csv).unwrap().to_string()
+    )));
+    cfg.sources.push(source(&format!(
+        "name = \"names\"\nkind = \"text\"\nurl = {:?}\nschedule = \"0 * * * *\"\nfamily = \"Remus\"\nthreat_type = \"botnet_cc\"\n",
+        url::Url::from_file_path(&html).unwrap().to_string()
+    )));
+    let (app, _) = app(cfg, Utc.with_ymd_and_hms(2026, 7, 10, 12, 0, 0).unwrap());
+    let s = app.pull_source("urls", None).unwrap();
+    assert_eq!((s.rows, s.accepted), (2, 2), "{s:?}");
+    let st = app.store().unwrap();
+    let values: Vec<String> = store::all_iocs(&st.conn)
+        .unwrap()
+        .into_iter()
+        .map(|i| i.value)
+        .collect();
+    assert!(
+        values.contains(&"http://second.evil-remus.example/b".to_string()),
+        "{values:?}"
+    );
+    assert!(!values.iter().any(|v| v.contains("injected")), "{values:?}");
+    let e = app.pull_source("names", None).unwrap_err().to_string();
+    assert!(e.contains("got an HTML page"), "{e}");
+    assert!(!store::all_iocs(&st.conn)
+        .unwrap()
+        .iter()
+        .any(|i| i.value.contains("example-corp")));
+}

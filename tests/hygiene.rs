@@ -345,3 +345,58 @@ fn the_safety_brake_holds_an_empty_pull_and_a_mass_removal_until_forced() {
     assert!(out.status.success());
     assert_eq!(get(server.addr, "/readyz").status, 200);
 }
+
+#[test]
+fn a_shrunken_full_dump_is_held_until_released_then_taken() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (app, clock) = app(default_config("http://127.0.0.1:1", &data), t0());
+    let all: Vec<Value> = (0..60)
+        .map(|i| {
+            report(
+                i,
+                &format!("c2-{i}.remus-shrink.example"),
+                "Remus",
+                100,
+                "2026-07-10 10:00:00",
+            )
+        })
+        .collect();
+    app.pull_source(
+        "threatfox-full",
+        Some(&write(dir.path(), "a.json", &export(&all))),
+    )
+    .unwrap();
+    assert_eq!(current(&app, "remus-domains").1.lines().count(), 60);
+
+    // A dump with a third of the rows: the lists are small (no list brake), the source hold catches it.
+    let small = write(dir.path(), "b.json", &export(&all[..20]));
+    clock.advance(chrono::Duration::days(1));
+    let s = app.pull_source("threatfox-full", Some(&small)).unwrap();
+    assert!(s
+        .held
+        .as_deref()
+        .unwrap()
+        .contains("returned 20 indicators (less than half) after a pull of 60"));
+    assert_eq!(current(&app, "remus-domains").1.lines().count(), 60);
+    // The same dump again: still held.
+    assert!(app
+        .pull_source("threatfox-full", Some(&small))
+        .unwrap()
+        .held
+        .is_some());
+
+    // The operator releases it; the next pull is taken as it comes.
+    let out = bin()
+        .args(["publish", "remus-domains", "--force"])
+        .env("IOCFEED_DATA_DIR", &data)
+        .env("IOCFEED_NOW", "2026-07-11T12:00:00Z")
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("source threatfox-full released"), "{text}");
+    let s = app.pull_source("threatfox-full", Some(&small)).unwrap();
+    assert!(s.held.is_none());
+    assert_eq!(s.withdrawn, 40);
+    assert_eq!(current(&app, "remus-domains").1.lines().count(), 20);
+}

@@ -357,3 +357,26 @@ fn withdrawn_from_a_full_dump_leaves_every_list_but_not_from_the_recent_export()
         .unwrap();
     assert_eq!(v["status"], "withdrawn");
 }
+
+#[test]
+fn the_family_report_keeps_feed_text_inert() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, _) = app(config(dir.path()), t0());
+    let mut r = report(1, "c2.remus-md.example", "domain", "Remus", 90);
+    r["threat_type"] = json!("botnet_cc](javascript:alert(1)) [click me](https://phish.example/login) ![x](https://tracker.example/p.png) | col");
+    pull_bytes(&app, dir.path(), &export(&[r]));
+    let st = app.store().unwrap();
+    let fam = app.config.family("Remus").unwrap();
+    let md = iocfeed::publish::report::render(
+        fam,
+        &iocfeed::publish::report::entries(&st.conn, &app.config, fam, app.now()).unwrap(),
+        app.now(),
+    );
+    let row = md
+        .lines()
+        .find(|l| l.contains("c2.remus-md.example"))
+        .unwrap();
+    // The whole feed text sits in one code span: no link or image syntax outside it, pipes escaped.
+    assert!(row.contains("| `botnet_cc](javascript:alert(1)) [click me](https://phish.example/login) ![x](https://tracker.example/p.png) \\| col` |"), "{row}");
+    assert_eq!(row.matches(" | ").count(), 4, "five cells: {row}");
+}

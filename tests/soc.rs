@@ -121,7 +121,7 @@ fn family_report_diffs_lookup_and_stix_over_the_replay() {
     assert_eq!(table_rows, raw.len());
     let beltka = &raw[&("domain".to_string(), "beltka.shop".to_string())];
     let row = format!(
-        "| domain | beltka.shop | {} | {} | {}% |",
+        "| domain | `beltka.shop` | `{}` | {} | {}% |",
         beltka
             .threat_types
             .iter()

@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 
 use super::threatfox::{
-    next_line, parse_time, split_csv_line, BadRow, Capped, ParseError, Report, Row,
+    next_line, next_record, parse_time, split_csv_line, BadRow, Capped, ParseError, Report, Row,
 };
 use crate::config::{AllowFormat, SourceConfig};
 
@@ -78,19 +78,28 @@ fn report(source: &SourceConfig, value: &str, id: Option<String>) -> Report {
 }
 
 /// Lines of a file, each at most `MAX_LINE` bytes, valid UTF-8, at most `max_bytes` in all.
+/// `records`: CSV records (a quoted field may span lines) instead of plain lines.
 fn lines(
     path: &Path,
     max_bytes: u64,
+    records: bool,
     mut f: impl FnMut(usize, &str) -> Result<(), ParseError>,
 ) -> Result<(), ParseError> {
     let mut r = BufReader::new(Capped::new(std::fs::File::open(path)?, max_bytes));
     let mut buf = Vec::new();
     let mut n = 0;
     loop {
-        n += 1;
-        match next_line(&mut r, &mut buf, n).map_err(ParseError::Content)? {
-            Some(line) => f(n, line)?,
-            None => return Ok(()),
+        if records {
+            match next_record(&mut r, &mut buf, &mut n).map_err(ParseError::Content)? {
+                Some(rec) => f(n, &rec)?,
+                None => return Ok(()),
+            }
+        } else {
+            n += 1;
+            match next_line(&mut r, &mut buf, n).map_err(ParseError::Content)? {
+                Some(line) => f(n, line.trim_start_matches('\u{feff}'))?,
+                None => return Ok(()),
+            }
         }
     }
 }
@@ -101,10 +110,15 @@ pub fn read_indicators(
     source: &SourceConfig,
     f: &mut dyn FnMut(Row) -> Result<(), String>,
 ) -> Result<(), ParseError> {
-    let mut first = true;
-    lines(path, source.max_bytes, |_, line| {
-        if std::mem::take(&mut first) && line.trim_start().starts_with('<') {
-            return Err(ParseError::Content("got an HTML page, not a list".into()));
+    let mut content = false;
+    lines(path, source.max_bytes, false, |_, line| {
+        // An error page served with 200: its first non-blank line is markup. Its text lines must never
+        // become indicators.
+        if !content && !line.trim().is_empty() {
+            content = true;
+            if line.trim_start().starts_with('<') {
+                return Err(ParseError::Content("got an HTML page, not a list".into()));
+            }
         }
         match line_value(line, AllowFormat::List) {
             Some(v) => f(Ok(report(source, v, None))).map_err(ParseError::Callback),
@@ -124,16 +138,17 @@ pub fn read_mapped_csv(
     let mut header: Option<std::collections::HashMap<String, usize>> = None;
     let mut width = 0;
     let mut last_comment = String::new();
-    lines(path, source.max_bytes, |n, line| {
+    let mut content = false;
+    lines(path, source.max_bytes, true, |n, line| {
         if line.trim().is_empty() {
             return Ok(());
+        }
+        if !std::mem::replace(&mut content, true) && line.trim_start().starts_with('<') {
+            return Err(ParseError::Content("got an HTML page, not a CSV".into()));
         }
         if let Some(c) = line.strip_prefix('#') {
             last_comment = c.trim().to_string();
             return Ok(());
-        }
-        if n == 1 && line.trim_start().starts_with('<') {
-            return Err(ParseError::Content("got an HTML page, not a CSV".into()));
         }
         let fields = match split_csv_line(line) {
             Ok(x) => x,

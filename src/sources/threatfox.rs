@@ -78,6 +78,44 @@ pub fn next_line<'b, R: BufRead>(
     Ok(Some(line.trim_end_matches(['\n', '\r'])))
 }
 
+/// Reads the next CSV record: a line, joined with the lines after it while a quoted field is still open
+/// (RFC 4180 lets a quoted field hold line breaks; reading line by line would let one field forge rows).
+/// A byte-order mark on the first line is dropped. `n` counts lines.
+pub fn next_record<R: BufRead>(
+    r: &mut R,
+    buf: &mut Vec<u8>,
+    n: &mut usize,
+) -> Result<Option<String>, String> {
+    *n += 1;
+    let Some(first) = next_line(r, buf, *n)? else {
+        return Ok(None);
+    };
+    let mut record = if *n == 1 {
+        first.trim_start_matches('\u{feff}')
+    } else {
+        first
+    }
+    .to_string();
+    if record.starts_with('#') {
+        return Ok(Some(record));
+    }
+    while record.matches('"').count() % 2 == 1 {
+        *n += 1;
+        let Some(more) = next_line(r, buf, *n)? else {
+            break; // unterminated at the end: the caller's parser reports it
+        };
+        if record.len() + more.len() >= MAX_LINE {
+            return Err(format!(
+                "line {}: a quoted field runs on past {MAX_LINE} bytes",
+                *n
+            ));
+        }
+        record.push('\n');
+        record.push_str(more);
+    }
+    Ok(Some(record))
+}
+
 /// The columns without which a CSV export cannot be imported.
 pub const REQUIRED_CSV_COLUMNS: [&str; 4] = [
     "ioc_value",
@@ -435,10 +473,11 @@ fn read_csv<R: BufRead>(
     let mut buf = Vec::new();
     let mut line_no = 0usize;
     loop {
-        line_no += 1;
-        let Some(line) = next_line(&mut r, &mut buf, line_no).map_err(ParseError::Csv)? else {
+        let Some(record) = next_record(&mut r, &mut buf, &mut line_no).map_err(ParseError::Csv)?
+        else {
             break;
         };
+        let line = record.as_str();
         if line.trim().is_empty() {
             continue;
         }
