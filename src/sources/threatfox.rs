@@ -472,11 +472,7 @@ fn read_csv<R: BufRead>(
     let mut data_rows = 0u64;
     let mut buf = Vec::new();
     let mut line_no = 0usize;
-    loop {
-        let Some(record) = next_record(&mut r, &mut buf, &mut line_no).map_err(ParseError::Csv)?
-        else {
-            break;
-        };
+    while let Some(record) = next_record(&mut r, &mut buf, &mut line_no).map_err(ParseError::Csv)? {
         let line = record.as_str();
         if line.trim().is_empty() {
             continue;
