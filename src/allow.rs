@@ -216,6 +216,12 @@ impl Allowlist {
 pub fn add(conn: &Connection, raw: &str, reason: Option<&str>, now: i64) -> Result<String, String> {
     let p = parse(raw)?;
     let entry = canonical(&p);
+    // The reason is shown in `allow list` and lookups: one line of plain text.
+    let reason = reason.map(|r| {
+        r.chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect::<String>()
+    });
     conn.execute(
         "INSERT INTO allow (entry, subdomains, origin, reason, added_at) VALUES (?1, 1, 'cli', ?2, ?3)
          ON CONFLICT (entry, origin) DO UPDATE SET reason = coalesce(excluded.reason, reason), added_at = excluded.added_at",

@@ -135,6 +135,15 @@ pub fn main() -> i32 {
         }
     };
     init_logging();
+    // A report piped into `head` should end quietly when the reader goes away, as other Unix tools do.
+    // Not for `serve`: a client closing its connection must never kill the server.
+    #[cfg(unix)]
+    if !matches!(cli.command, Command::Serve { .. }) {
+        // SAFETY: restoring the default disposition of one signal, before any thread is started.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     match run(cli) {
         Ok(()) => 0,
         Err(f) => {

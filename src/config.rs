@@ -343,8 +343,8 @@ impl SourceConfig {
         if k == Csv && self.columns.is_none() {
             return Some("a csv source needs `columns = { value = \"…\" }`".into());
         }
-        if self.mode == Mode::Full && k != ThreatfoxExport {
-            return Some("mode = \"full\" is for threatfox-export sources".into());
+        if self.mode == Mode::Full && !matches!(k, ThreatfoxExport | Text | Csv) {
+            return Some("mode = \"full\" is for threatfox-export, text and csv sources".into());
         }
         checks
             .iter()

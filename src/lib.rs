@@ -130,6 +130,9 @@ impl App {
         let mut store = self.store()?;
         let tx = store.write()?;
         let outcomes = publish::publish_all(&tx, &self.config, self.now(), None)?;
+        // Rejected values are kept for inspection as long as indicators are: then they go.
+        let cutoff = self.now() - self.config.scoring.max_age_days as i64 * 86_400;
+        tx.execute("DELETE FROM reject WHERE last_at < ?1", [cutoff])?;
         tx.commit()?;
         Ok(outcomes)
     }

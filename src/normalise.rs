@@ -151,7 +151,7 @@ fn forbidden_in_name(c: char) -> bool {
 
 /// Code points that IDNA silently drops (soft hyphen, zero-width and direction marks, variation selectors):
 /// `ex\u{200b}ample.com` must not quietly become `example.com`.
-fn invisible(c: char) -> bool {
+pub fn invisible(c: char) -> bool {
     matches!(c as u32,
         0x00AD | 0x034F | 0x061C | 0x115F | 0x1160 | 0x17B4 | 0x17B5 | 0x180B..=0x180F | 0x200B..=0x200F
         | 0x202A..=0x202E | 0x2060..=0x206F | 0x3164 | 0xFE00..=0xFE0F | 0xFEFF | 0xFFA0 | 0xE0000..=0xE0FFF)

@@ -175,7 +175,11 @@ fn run_inner(
         ..Default::default()
     };
     let tx = store.write().map_err(|e| e.to_string())?;
-    let full = source.mode == Mode::Full && source.kind == SourceKind::ThreatfoxExport;
+    let full = source.mode == Mode::Full
+        && matches!(
+            source.kind,
+            SourceKind::ThreatfoxExport | SourceKind::Text | SourceKind::Csv
+        );
     if full {
         store::begin_seen(&tx).map_err(|e| e.to_string())?;
     }
@@ -243,7 +247,11 @@ fn run_inner(
         return Ok(summary);
     }
     store::clear_hold(&tx, &scope).map_err(|e| e.to_string())?;
-    if full {
+    if full && source.kind != SourceKind::ThreatfoxExport {
+        // A complete in-house list: whatever it no longer names is withdrawn (by this source only).
+        summary.withdrawn =
+            store::withdraw_unseen(&tx, &source.name, now).map_err(|e| e.to_string())?;
+    } else if full {
         // Only what the dump could have held is withdrawn: reports first seen before it was made.
         if let Some(dump_time) = newest_first_seen {
             let upstream = source.upstream();
@@ -361,6 +369,13 @@ fn read_allowlist(
     for (raw, subdomains) in lines {
         summary.rows += 1;
         match allow::parse(&raw) {
+            // A top-sites list names sites: an address or a network in it is not what it claims to be.
+            Ok(allow::Pattern::Net { .. }) if format == crate::config::AllowFormat::TopSites => {
+                summary.rejected += 1;
+                *summary.rejects.entry("bad-allow-entry".into()).or_default() += 1;
+                store::add_reject(tx, &source.name, "bad-allow-entry", &raw, now)
+                    .map_err(|e| e.to_string())?;
+            }
             Ok(p) => {
                 summary.accepted += 1;
                 entries.push((allow::canonical(&p), subdomains));

@@ -623,6 +623,15 @@ pub fn withdraw_missing(
     Ok(n)
 }
 
+/// Withdraws every report of `source` whose id the pull did not see (a complete list, no timestamps).
+pub fn withdraw_unseen(tx: &Connection, source: &str, now: i64) -> Result<usize> {
+    Ok(tx.execute(
+        "UPDATE report SET withdrawn_at = ?2
+         WHERE source = ?1 AND withdrawn_at IS NULL AND report_id NOT IN (SELECT report_id FROM temp.seen_report)",
+        params![source, now],
+    )?)
+}
+
 /// Starts the set of report ids seen by a full pull.
 pub fn begin_seen(tx: &Connection) -> Result<()> {
     tx.execute_batch(

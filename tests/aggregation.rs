@@ -430,3 +430,26 @@ fn csv_and_text_feeds_resist_forged_rows_and_error_pages() {
         .iter()
         .any(|i| i.value.contains("example-corp")));
 }
+
+#[test]
+fn a_complete_in_house_list_withdraws_what_it_no_longer_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("c2.txt");
+    std::fs::write(&list, "gone.inhouse-c2.example\nstays.inhouse-c2.example\n").unwrap();
+    let mut cfg = default_config("http://127.0.0.1:1", dir.path());
+    cfg.sources.push(source(&format!(
+        "name = \"inhouse\"\nkind = \"text\"\nmode = \"full\"\nurl = {:?}\nschedule = \"0 * * * *\"\nfamily = \"Remus\"\n",
+        url::Url::from_file_path(&list).unwrap().to_string()
+    )));
+    let (app, clock) = app(cfg, Utc.with_ymd_and_hms(2026, 7, 10, 12, 0, 0).unwrap());
+    app.pull_source("inhouse", None).unwrap();
+    std::fs::write(&list, "stays.inhouse-c2.example\n").unwrap();
+    clock.advance(chrono::Duration::hours(1));
+    let s = app.pull_source("inhouse", None).unwrap();
+    assert_eq!(s.withdrawn, 1);
+    let st = app.store().unwrap();
+    let v = store::latest_version(&st.conn, "remus-domains")
+        .unwrap()
+        .unwrap();
+    assert_eq!(v.members, "stays.inhouse-c2.example\n");
+}

@@ -184,19 +184,17 @@ pub fn select(
                 ports: BTreeSet::new(),
                 sources: BTreeSet::new(),
             };
+            // Feed text (families, threat types, references, tags) is cleaned once here, for every format.
+            let text = |s: &Option<String>| s.as_deref().map(clean_text).filter(|s| !s.is_empty());
             for r in &c.reports {
-                e.families.extend(r.family.clone());
-                e.threat_types.extend(r.threat_type.clone());
-                e.references.extend(r.reference.clone());
+                e.families.extend(text(&r.family));
+                e.threat_types.extend(text(&r.threat_type));
+                e.references.extend(text(&r.reference));
                 e.ports.extend(r.port);
                 e.sources.insert(r.source.clone());
                 if let Some(tags) = &r.tags {
-                    e.tags.extend(
-                        tags.split(',')
-                            .map(str::trim)
-                            .filter(|s| !s.is_empty())
-                            .map(str::to_string),
-                    );
+                    e.tags
+                        .extend(tags.split(',').map(clean_text).filter(|s| !s.is_empty()));
                 }
             }
             out.push(e);
@@ -213,6 +211,19 @@ pub fn select(
         aged,
         allowed,
     })
+}
+
+/// Free text from a feed, fit for any format: controls become spaces, invisible and direction-changing
+/// code points (a "Trojan source" reorders what a reader sees) are dropped, blanks are trimmed, and the
+/// length is capped.
+pub fn clean_text(s: &str) -> String {
+    let cleaned: String = s
+        .chars()
+        .filter(|c| !crate::normalise::invisible(*c))
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(512)
+        .collect();
+    cleaned.trim().to_string()
 }
 
 /// The entry set as stored with a version: sorted values, one per line.

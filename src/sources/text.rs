@@ -9,6 +9,26 @@ use super::threatfox::{
 };
 use crate::config::{AllowFormat, SourceConfig};
 
+/// The values on one line of a list: the line's one value, or every name of a hosts-file line
+/// (`0.0.0.0 a.example b.example`; the address in front is where the names point, not an indicator).
+pub fn line_values(line: &str) -> Vec<&str> {
+    let Some(line) = line_value(line, AllowFormat::List).map(|_| line) else {
+        return Vec::new();
+    };
+    let line = line.trim_start_matches('\u{feff}').trim();
+    let line = line.split(" #").next().unwrap_or(line).trim();
+    let mut parts = line.split_whitespace();
+    let Some(first) = parts.next() else {
+        return Vec::new();
+    };
+    let names: Vec<&str> = parts.collect();
+    if !names.is_empty() && first.parse::<std::net::IpAddr>().is_ok() {
+        names
+    } else {
+        vec![first]
+    }
+}
+
 /// The value on one line, without comments or a hosts-file address; None for blank and comment lines.
 pub fn line_value(line: &str, format: AllowFormat) -> Option<&str> {
     let line = line.trim_start_matches('\u{feff}').trim();
@@ -26,8 +46,8 @@ pub fn line_value(line: &str, format: AllowFormat) -> Option<&str> {
             let mut parts = line.split_whitespace();
             let first = parts.next()?;
             match parts.next() {
-                // hosts-file line: the address is the sink, the name is the value
-                Some(name) if matches!(first, "0.0.0.0" | "127.0.0.1" | "::" | "::1") => Some(name),
+                // hosts-file line: the address is where the name points, the name is the value
+                Some(name) if first.parse::<std::net::IpAddr>().is_ok() => Some(name),
                 _ => Some(first),
             }
         }
@@ -120,10 +140,10 @@ pub fn read_indicators(
                 return Err(ParseError::Content("got an HTML page, not a list".into()));
             }
         }
-        match line_value(line, AllowFormat::List) {
-            Some(v) => f(Ok(report(source, v, None))).map_err(ParseError::Callback),
-            None => Ok(()),
+        for v in line_values(line) {
+            f(Ok(report(source, v, None))).map_err(ParseError::Callback)?;
         }
+        Ok(())
     })
 }
 
@@ -274,5 +294,12 @@ mod tests {
             Some("google.com")
         );
         assert_eq!(line_value("rank,domain", AllowFormat::TopSites), None);
+        assert_eq!(
+            line_values("127.0.0.1 a.example b.example # two"),
+            ["a.example", "b.example"]
+        );
+        assert_eq!(line_values("1.2.3.4 mapped.example"), ["mapped.example"]);
+        assert_eq!(line_values("45.192.105.203"), ["45.192.105.203"]);
+        assert!(line_values("# only a comment").is_empty());
     }
 }
