@@ -211,21 +211,7 @@ pub struct Candidate {
     pub last_seen: Option<i64>,
     pub confidence: u8,
     pub is_compromised: bool,
-    pub reports: Vec<ReportRow>,
-}
-
-#[derive(Clone, Debug, Default)]
-pub struct ReportRow {
-    pub source: String,
-    pub report_id: String,
-    pub family: Option<String>,
-    pub malware: Option<String>,
-    pub alias: Option<String>,
-    pub threat_type: Option<String>,
-    pub port: Option<u16>,
-    pub reference: Option<String>,
-    pub tags: Option<String>,
-    pub pulled_last: i64,
+    pub reports: Vec<Sighting>,
 }
 
 /// Streams every IOC of `ioc_type` with confidence ≥ `min_confidence`, in value order, with its reports.
@@ -236,12 +222,12 @@ pub fn for_each_candidate(
     f: &mut dyn FnMut(Candidate),
 ) -> Result<()> {
     let mut stmt = conn.prepare_cached(
-        "SELECT i.id, i.value, i.first_seen, i.last_seen, i.confidence, i.is_compromised,
-                r.source, r.family, r.malware, r.alias, r.threat_type, r.port, r.reference, r.tags, r.pulled_last,
-                r.report_id
-         FROM ioc i JOIN report r ON r.ioc_id = i.id
-         WHERE i.type = ?1 AND i.confidence >= ?2 AND r.withdrawn_at IS NULL
-         ORDER BY i.value, r.source, r.report_id",
+        &format!(
+            "SELECT i.id, i.value, i.first_seen, i.last_seen, i.confidence, i.is_compromised, {SIGHTING_COLUMNS}
+             FROM ioc i JOIN report r ON r.ioc_id = i.id
+             WHERE i.type = ?1 AND i.confidence >= ?2 AND r.withdrawn_at IS NULL
+             ORDER BY i.value, r.source, r.report_id"
+        ),
     )?;
     let mut rows = stmt.query(params![ioc_type, min_confidence])?;
     let mut current: Option<Candidate> = None;
@@ -262,20 +248,7 @@ pub fn for_each_candidate(
             c.confidence = row.get::<_, i64>(4)?.clamp(0, 100) as u8;
             c.is_compromised = row.get::<_, i64>(5)? != 0;
         }
-        c.reports.push(ReportRow {
-            source: row.get(6)?,
-            family: row.get(7)?,
-            malware: row.get(8)?,
-            alias: row.get(9)?,
-            threat_type: row.get(10)?,
-            port: row
-                .get::<_, Option<i64>>(11)?
-                .and_then(|p| u16::try_from(p).ok()),
-            reference: row.get(12)?,
-            tags: row.get(13)?,
-            pulled_last: row.get(14)?,
-            report_id: row.get(15)?,
-        });
+        c.reports.push(sighting_at(row, 6)?);
     }
     if let Some(c) = current {
         f(c);
@@ -691,6 +664,7 @@ pub struct Sighting {
     pub report_id: String,
     pub family: Option<String>,
     pub malware: Option<String>,
+    pub alias: Option<String>,
     pub threat_type: Option<String>,
     pub port: Option<i64>,
     pub first_seen: Option<i64>,
@@ -727,32 +701,39 @@ pub fn ioc(conn: &Connection, ioc_type: &str, value: &str) -> Result<Option<(i64
         .optional()?)
 }
 
+/// The report columns a [`Sighting`] is read from (table alias `r`), in [`sighting_at`]'s order.
+const SIGHTING_COLUMNS: &str = "r.source, r.report_id, r.family, r.malware, r.alias, r.threat_type, r.port,
+    r.first_seen, r.last_seen, r.confidence, r.is_compromised, r.reference, r.tags, r.reporter, r.pulled_first,
+    r.pulled_last, r.withdrawn_at";
+
+/// Reads a [`Sighting`] from the [`SIGHTING_COLUMNS`] of a row, starting at column `at`.
+fn sighting_at(r: &rusqlite::Row, at: usize) -> rusqlite::Result<Sighting> {
+    Ok(Sighting {
+        source: r.get(at)?,
+        report_id: r.get(at + 1)?,
+        family: r.get(at + 2)?,
+        malware: r.get(at + 3)?,
+        alias: r.get(at + 4)?,
+        threat_type: r.get(at + 5)?,
+        port: r.get(at + 6)?,
+        first_seen: r.get(at + 7)?,
+        last_seen: r.get(at + 8)?,
+        confidence: r.get(at + 9)?,
+        is_compromised: r.get::<_, i64>(at + 10)? != 0,
+        reference: r.get(at + 11)?,
+        tags: r.get(at + 12)?,
+        reporter: r.get(at + 13)?,
+        pulled_first: r.get(at + 14)?,
+        pulled_last: r.get(at + 15)?,
+        withdrawn_at: r.get(at + 16)?,
+    })
+}
+
 pub fn sightings(conn: &Connection, ioc_id: i64) -> Result<Vec<Sighting>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT source, report_id, family, malware, threat_type, port, first_seen, last_seen, confidence,
-                is_compromised, reference, tags, reporter, pulled_first, pulled_last, withdrawn_at
-         FROM report WHERE ioc_id = ?1 ORDER BY source, report_id",
-    )?;
-    let rows = stmt.query_map([ioc_id], |r| {
-        Ok(Sighting {
-            source: r.get(0)?,
-            report_id: r.get(1)?,
-            family: r.get(2)?,
-            malware: r.get(3)?,
-            threat_type: r.get(4)?,
-            port: r.get(5)?,
-            first_seen: r.get(6)?,
-            last_seen: r.get(7)?,
-            confidence: r.get(8)?,
-            is_compromised: r.get::<_, i64>(9)? != 0,
-            reference: r.get(10)?,
-            tags: r.get(11)?,
-            reporter: r.get(12)?,
-            pulled_first: r.get(13)?,
-            pulled_last: r.get(14)?,
-            withdrawn_at: r.get(15)?,
-        })
-    })?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {SIGHTING_COLUMNS} FROM report r WHERE r.ioc_id = ?1 ORDER BY r.source, r.report_id"
+    ))?;
+    let rows = stmt.query_map([ioc_id], |r| sighting_at(r, 0))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 

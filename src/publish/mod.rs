@@ -49,7 +49,7 @@ pub struct RenderContext<'a> {
 }
 
 /// True when a report names one of `spellings` (lowercase) as its family, slug, or one of its aliases.
-fn family_matches(r: &store::ReportRow, spellings: &[String]) -> bool {
+fn family_matches(r: &store::Sighting, spellings: &[String]) -> bool {
     let is = |s: &Option<String>| {
         s.as_deref()
             .is_some_and(|s| spellings.iter().any(|w| w.eq_ignore_ascii_case(s.trim())))
@@ -190,7 +190,7 @@ pub fn select(
                 e.families.extend(text(&r.family));
                 e.threat_types.extend(text(&r.threat_type));
                 e.references.extend(text(&r.reference));
-                e.ports.extend(r.port);
+                e.ports.extend(r.port.and_then(|p| u16::try_from(p).ok()));
                 e.sources.insert(r.source.clone());
                 if let Some(tags) = &r.tags {
                     e.tags
