@@ -47,6 +47,13 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
+/// Rows of (label, label, count) from a grouping query.
+fn grouped(conn: &Connection, sql: &str) -> rusqlite::Result<Vec<(String, String, i64)>> {
+    let mut stmt = conn.prepare(sql)?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    rows.collect()
+}
+
 /// The whole exposition.
 pub fn render(
     counters: &Counters,
@@ -104,20 +111,13 @@ pub fn render(
         "gauge",
         "Indicators stored, by type and status (active, withdrawn).",
     );
-    let mut stmt = conn.prepare(
+    let by_status = grouped(
+        conn,
         "SELECT i.type, CASE WHEN EXISTS (SELECT 1 FROM report r WHERE r.ioc_id = i.id AND r.withdrawn_at IS NULL)
                         THEN 'active' ELSE 'withdrawn' END AS status, count(*)
          FROM ioc i GROUP BY 1, 2 ORDER BY 1, 2",
     )?;
-    let rows = stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, i64>(2)?,
-        ))
-    })?;
-    for row in rows {
-        let (t, s, n) = row?;
+    for (t, s, n) in by_status {
         let _ = writeln!(
             out,
             "iocfeed_iocs{{type=\"{}\",status=\"{s}\"}} {n}",
@@ -130,17 +130,11 @@ pub fn render(
         "counter",
         "Values rejected, by source and reason.",
     );
-    let mut stmt =
-        conn.prepare("SELECT source, reason, sum(count) FROM reject GROUP BY 1, 2 ORDER BY 1, 2")?;
-    let rows = stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, i64>(2)?,
-        ))
-    })?;
-    for row in rows {
-        let (s, reason, n) = row?;
+    let rejects = grouped(
+        conn,
+        "SELECT source, reason, sum(count) FROM reject GROUP BY 1, 2 ORDER BY 1, 2",
+    )?;
+    for (s, reason, n) in rejects {
         let _ = writeln!(
             out,
             "iocfeed_rejects_total{{source=\"{}\",reason=\"{}\"}} {n}",
