@@ -44,8 +44,20 @@ pub fn not_modified(headers: &HeaderMap, hash: &str, last_modified: i64) -> bool
     headers
         .get(header::IF_MODIFIED_SINCE)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| chrono::DateTime::parse_from_rfc2822(v).ok())
-        .is_some_and(|since| last_modified <= since.timestamp())
+        .and_then(http_date_to_unix)
+        .is_some_and(|since| last_modified <= since)
+}
+
+/// Parses the three date forms HTTP allows (RFC 9110 §5.6.7): IMF-fixdate, RFC 850 and asctime.
+pub fn http_date_to_unix(v: &str) -> Option<i64> {
+    let v = v.trim();
+    if let Ok(t) = chrono::DateTime::parse_from_rfc2822(v) {
+        return Some(t.timestamp());
+    }
+    ["%A, %d-%b-%y %H:%M:%S GMT", "%a %b %e %H:%M:%S %Y"]
+        .iter()
+        .find_map(|f| chrono::NaiveDateTime::parse_from_str(v, f).ok())
+        .map(|t| t.and_utc().timestamp())
 }
 
 pub fn value(s: &str) -> HeaderValue {
@@ -90,6 +102,12 @@ mod tests {
         let ims = h(&[(header::IF_MODIFIED_SINCE, "Thu, 01 Jan 1970 00:00:10 GMT")]);
         assert!(not_modified(&ims, "abc", 10));
         assert!(!not_modified(&ims, "abc", 11));
+        for old in [
+            "Thursday, 01-Jan-70 00:00:10 GMT",
+            "Thu Jan  1 00:00:10 1970",
+        ] {
+            assert_eq!(http_date_to_unix(old), Some(10), "{old}");
+        }
         // A non-matching ETag is not rescued by a date.
         let both = h(&[
             (header::IF_NONE_MATCH, "\"x\""),
