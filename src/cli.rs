@@ -210,7 +210,19 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Serve {
             listen,
             no_schedule,
-        } => serve_cmd(load(&cli, listen.clone())?, *no_schedule),
+        } => {
+            let app = load(&cli, listen.clone())?;
+            let (config, data_dir) = (cli.config.clone(), cli.data_dir.clone());
+            let listen = listen.clone();
+            serve_cmd(app, *no_schedule, move || {
+                let cli = Cli {
+                    config: config.clone(),
+                    data_dir: data_dir.clone(),
+                    command: Command::Lists,
+                };
+                load(&cli, listen.clone())
+            })
+        }
         Command::Pull { sources, file } => {
             let app = load(&cli, None)?;
             let names: Vec<String> = if sources.is_empty() {
@@ -505,7 +517,14 @@ fn config_origin(cli: &Cli) -> String {
         .unwrap_or_else(|| "the embedded configuration".into())
 }
 
-fn serve_cmd(app: App, no_schedule: bool) -> Result<(), Failure> {
+/// Serves until SIGINT/SIGTERM. SIGHUP reloads the configuration: a valid one replaces the running one
+/// (scheduler and server restart on the same socket, in-flight requests finish); an invalid one is logged
+/// and the running configuration stays.
+fn serve_cmd(
+    app: App,
+    no_schedule: bool,
+    reload: impl Fn() -> Result<App, Failure> + Send + Sync + 'static,
+) -> Result<(), Failure> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -513,33 +532,73 @@ fn serve_cmd(app: App, no_schedule: bool) -> Result<(), Failure> {
     rt.block_on(async move {
         // Create the data directory and schema before the first request or pull.
         app.store().map_err(runtime)?;
-        let listener = tokio::net::TcpListener::bind(&app.config.server.listen)
+        let listen = app.config.server.listen.clone();
+        let listener = tokio::net::TcpListener::bind(&listen)
             .await
-            .map_err(|e| {
-                runtime(format!(
-                    "cannot listen on {}: {e}",
-                    app.config.server.listen
-                ))
-            })?;
+            .map_err(|e| runtime(format!("cannot listen on {listen}: {e}")))?;
         let addr = listener.local_addr().map_err(runtime)?;
         tracing::info!(data_dir = %app.data_dir.display(), "listening on http://{addr}");
-        let app = Arc::new(app);
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let sched = if no_schedule {
-            None
-        } else {
-            Some(tokio::spawn(scheduler::run(app.clone(), stop_rx.clone())))
-        };
-        let shutdown = async move {
+        let (exit_tx, exit_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
             shutdown_signal().await;
             tracing::info!("shutting down");
-            let _ = stop_tx.send(true);
-        };
-        serve::run(listener, app, shutdown).await.map_err(runtime)?;
-        if let Some(s) = sched {
-            let _ = s.await;
+            let _ = exit_tx.send(true);
+        });
+        let (hup_tx, hup_rx) = tokio::sync::watch::channel(0u64);
+        #[cfg(unix)]
+        {
+            let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).map_err(runtime)?;
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    hup_tx.send_modify(|n| *n += 1);
+                }
+            });
         }
-        Ok(())
+        #[cfg(not(unix))]
+        drop(hup_tx);
+        let reload = Arc::new(reload);
+        let mut app = Arc::new(app);
+        loop {
+            let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+            let sched = (!no_schedule).then(|| tokio::spawn(scheduler::run(app.clone(), stop_rx.clone())));
+            let next: Arc<std::sync::Mutex<Option<App>>> = Default::default();
+            let (mut exit, mut hup, slot, reload) = (exit_rx.clone(), hup_rx.clone(), next.clone(), reload.clone());
+            let stop = async move {
+                loop {
+                    tokio::select! {
+                        _ = exit.changed() => break,
+                        changed = hup.changed() => {
+                            if changed.is_err() {
+                                // No SIGHUP source: wait for exit only.
+                                let _ = exit.changed().await;
+                                break;
+                            }
+                            match reload() {
+                                Ok(new) => {
+                                    *slot.lock().unwrap() = Some(new);
+                                    break;
+                                }
+                                Err(f) => tracing::error!("configuration reload refused, keeping the running one: {}", f.message),
+                            }
+                        }
+                    }
+                }
+                let _ = stop_tx.send(true);
+            };
+            serve::serve_on(&listener, app.clone(), stop).await.map_err(runtime)?;
+            if let Some(s) = sched {
+                let _ = s.await;
+            }
+            let Some(new) = next.lock().unwrap().take() else {
+                return Ok(());
+            };
+            if new.config.server.listen != listen {
+                tracing::warn!("server.listen changed to {}: a new address takes a restart", new.config.server.listen);
+            }
+            new.store().map_err(runtime)?;
+            tracing::info!("configuration reloaded");
+            app = Arc::new(new);
+        }
     })
 }
 

@@ -225,3 +225,51 @@ fn a_pull_beside_serve_is_served_within_two_seconds() {
         "{text}"
     );
 }
+
+#[test]
+fn sighup_reloads_a_valid_config_and_keeps_the_running_one_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("iocfeed.toml");
+    let list = |name: &str| {
+        format!("[[list]]\nname = \"{name}\"\ntypes = [\"domain\"]\nformats = [\"txt\"]\n\n")
+    };
+    std::fs::write(&config, list("first")).unwrap();
+    let mut cmd = bin();
+    cmd.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--no-schedule",
+        "--config",
+    ])
+    .arg(&config)
+    .env("IOCFEED_DATA_DIR", dir.path().join("data"));
+    let mut s = Served::start(cmd);
+    let names = |s: &Served| -> Vec<String> {
+        let v: serde_json::Value = serde_json::from_slice(&get(s.addr, "/lists").body).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(names(&s), ["first"]);
+    let hup = |s: &Served| {
+        let ok = std::process::Command::new("kill")
+            .args(["-HUP", &s.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    };
+
+    std::fs::write(&config, list("first") + &list("second")).unwrap();
+    hup(&s);
+    s.wait_line(|l| l.contains("configuration reloaded"));
+    assert_eq!(names(&s), ["first", "second"]);
+
+    std::fs::write(&config, "[[list]]\nname = \"broken\"\n").unwrap();
+    hup(&s);
+    let line = s.wait_line(|l| l.contains("configuration reload refused"));
+    assert!(line.contains("iocfeed.toml"), "{line}");
+    assert_eq!(names(&s), ["first", "second"]);
+}

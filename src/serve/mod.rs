@@ -63,6 +63,15 @@ pub async fn run(
     app: Arc<App>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_on(&listener, app, shutdown).await
+}
+
+/// [`run`] on a borrowed listener, so that a configuration reload can serve on the same socket.
+pub async fn serve_on(
+    listener: &TcpListener,
+    app: Arc<App>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let max = app.config.server.max_connections.max(1);
     // Slow or silent clients must not hold connections: headers must arrive within this time, and an idle
     // keep-alive connection is closed after it.
@@ -111,7 +120,6 @@ pub async fn run(
             drop(permit);
         });
     }
-    drop(listener);
     let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
     Ok(())
 }
