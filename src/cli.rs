@@ -544,35 +544,31 @@ fn serve_cmd(
             tracing::info!("shutting down");
             let _ = exit_tx.send(true);
         });
-        let (hup_tx, hup_rx) = tokio::sync::watch::channel(0u64);
+        // One stored permit per SIGHUP not yet acted on: a signal that arrives while the server restarts
+        // after a reload is kept for the next round, and a round consumes it, so one signal is one reload.
+        let hup = Arc::new(tokio::sync::Notify::new());
         #[cfg(unix)]
         {
-            let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).map_err(runtime)?;
+            let mut signals = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).map_err(runtime)?;
+            let hup = hup.clone();
             tokio::spawn(async move {
-                while hup.recv().await.is_some() {
-                    hup_tx.send_modify(|n| *n += 1);
+                while signals.recv().await.is_some() {
+                    hup.notify_one();
                 }
             });
         }
-        #[cfg(not(unix))]
-        drop(hup_tx);
         let reload = Arc::new(reload);
         let mut app = Arc::new(app);
         loop {
             let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
             let sched = (!no_schedule).then(|| tokio::spawn(scheduler::run(app.clone(), stop_rx.clone())));
             let next: Arc<std::sync::Mutex<Option<App>>> = Default::default();
-            let (mut exit, mut hup, slot, reload) = (exit_rx.clone(), hup_rx.clone(), next.clone(), reload.clone());
+            let (mut exit, hup, slot, reload) = (exit_rx.clone(), hup.clone(), next.clone(), reload.clone());
             let stop = async move {
                 loop {
                     tokio::select! {
                         _ = exit.changed() => break,
-                        changed = hup.changed() => {
-                            if changed.is_err() {
-                                // No SIGHUP source: wait for exit only.
-                                let _ = exit.changed().await;
-                                break;
-                            }
+                        _ = hup.notified() => {
                             match reload() {
                                 Ok(new) => {
                                     *slot.lock().unwrap() = Some(new);

@@ -272,4 +272,11 @@ fn sighup_reloads_a_valid_config_and_keeps_the_running_one_otherwise() {
     let line = s.wait_line(|l| l.contains("configuration reload refused"));
     assert!(line.contains("iocfeed.toml"), "{line}");
     assert_eq!(names(&s), ["first", "second"]);
+    // One signal, one reload: the first SIGHUP is not acted on again after the restart it caused.
+    let reloads = s
+        .seen
+        .iter()
+        .filter(|l| l.contains("configuration reloaded"))
+        .count();
+    assert_eq!(reloads, 1, "{}", s.seen.join("\n"));
 }
