@@ -166,7 +166,17 @@ fn init_logging() {
 
 /// Loads the configuration and applies environment and command-line overrides.
 fn load(cli: &Cli, listen: Option<String>) -> Result<App, Failure> {
-    let mut config = Config::load(cli.config.as_deref()).map_err(usage)?.config;
+    load_for(cli, listen, false)
+}
+
+/// [`load`]; `serving` also requires every `env:` secret to be set, since the server would otherwise
+/// refuse every client of that list.
+fn load_for(cli: &Cli, listen: Option<String>, serving: bool) -> Result<App, Failure> {
+    let loaded = Config::load(cli.config.as_deref()).map_err(usage)?;
+    if serving {
+        unset_secrets(&loaded)?;
+    }
+    let mut config = loaded.config;
     // `serve --listen` reads IOCFEED_LISTEN through clap; other commands (config show) read it here.
     let listen = listen.or_else(|| {
         std::env::var("IOCFEED_LISTEN")
@@ -187,12 +197,21 @@ fn load(cli: &Cli, listen: Option<String>) -> Result<App, Failure> {
     Ok(App::new(config, clock))
 }
 
+fn unset_secrets(loaded: &crate::config::Loaded) -> Result<(), Failure> {
+    match loaded.unset_secrets.as_slice() {
+        [] => Ok(()),
+        [one] => Err(usage(one)),
+        [first, rest @ ..] => Err(usage(format!("{first} (and {} more)", rest.len()))),
+    }
+}
+
 fn run(cli: Cli) -> Result<(), Failure> {
     match &cli.command {
         Command::Config { action } => {
             let loaded = Config::load(cli.config.as_deref()).map_err(usage)?;
             match action {
                 ConfigAction::Check => {
+                    unset_secrets(&loaded)?;
                     println!(
                         "{}: ok ({} sources, {} lists)",
                         loaded.origin,
@@ -211,7 +230,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             listen,
             no_schedule,
         } => {
-            let app = load(&cli, listen.clone())?;
+            let app = load_for(&cli, listen.clone(), true)?;
             let (config, data_dir) = (cli.config.clone(), cli.data_dir.clone());
             let listen = listen.clone();
             serve_cmd(app, *no_schedule, move || {
@@ -220,7 +239,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     data_dir: data_dir.clone(),
                     command: Command::Lists,
                 };
-                load(&cli, listen.clone())
+                load_for(&cli, listen.clone(), true)
             })
         }
         Command::Pull { sources, file } => {

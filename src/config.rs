@@ -495,7 +495,7 @@ impl Default for RpzConfig {
 #[serde(deny_unknown_fields)]
 pub struct ListConfig {
     pub name: String,
-    /// Family names (from `[[family]]` or matched directly); empty = all families.
+    /// Names (or aliases) of `[[family]]` tables; empty = all families.
     #[serde(default)]
     pub families: Vec<String>,
     pub types: Vec<String>,
@@ -523,6 +523,9 @@ pub struct ListConfig {
     #[serde(default)]
     pub access: Access,
 }
+
+/// Printed by `config show` in place of a secret; refused as a secret's value.
+pub const REDACTED: &str = "<redacted>";
 
 /// A list's access rule.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
@@ -574,7 +577,7 @@ impl Serialize for Restricted {
                     if x.starts_with("env:") {
                         x.clone()
                     } else {
-                        "<redacted>".into()
+                        REDACTED.into()
                     }
                 })
                 .collect()
@@ -625,6 +628,8 @@ impl ListConfig {
 pub struct Loaded {
     pub config: Config,
     pub origin: String,
+    /// `env:` secrets whose variable is unset (see [`Config::unset_secrets`]).
+    pub unset_secrets: Vec<String>,
 }
 
 impl Config {
@@ -641,7 +646,16 @@ impl Config {
             None => ("<embedded default>".to_string(), DEFAULT_CONFIG.to_string()),
         };
         let config = Config::parse(&origin, &text)?;
-        Ok(Loaded { config, origin })
+        let unset_secrets = config
+            .unset_secrets(&origin, &text)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        Ok(Loaded {
+            config,
+            origin,
+            unset_secrets,
+        })
     }
 
     /// Parses and validates configuration text; `origin` names it in errors.
@@ -835,6 +849,13 @@ impl Config {
             }
         }
         let mut lists = HashSet::new();
+        let declared = || {
+            self.families
+                .iter()
+                .map(|f| f.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         for (i, l) in self.lists.iter().enumerate() {
             let nth = self.lists[..i].iter().filter(|x| x.name == l.name).count();
             let line = line_of_table_name(text, "list", &l.name, nth);
@@ -851,6 +872,21 @@ impl Config {
                     line_in_table(text, line, "name"),
                     key("name"),
                     format!("duplicate list {:?}", l.name),
+                ));
+            }
+            // A misspelt family would select nothing, quietly: every name must be a [[family]].
+            if let Some(f) = l.families.iter().find(|f| self.family(f).is_none()) {
+                return Err(err(
+                    line_in_table(text, line, "families"),
+                    key("families"),
+                    format!(
+                        "{f:?} is not a [[family]] (declared: {}); add a [[family]] with that name",
+                        if self.families.is_empty() {
+                            "none".to_string()
+                        } else {
+                            declared()
+                        }
+                    ),
                 ));
             }
             if l.types.is_empty() {
@@ -904,6 +940,17 @@ impl Config {
                         line_in_table(text, line, "access"),
                         key("access"),
                         "give tokens, basic or allow_from (or \"public\")".into(),
+                    ));
+                }
+                if let Some(what) = [("tokens", &r.tokens), ("basic", &r.basic)]
+                    .iter()
+                    .find(|(_, v)| v.iter().any(|x| x == REDACTED))
+                    .map(|(what, _)| *what)
+                {
+                    return Err(err(
+                        line_in_table(text, line, "access"),
+                        key(&format!("access.{what}")),
+                        format!("{REDACTED:?} is what `config show` prints in place of a secret: give the secret, or env:NAME"),
                     ));
                 }
                 for b in &r.basic {
@@ -1027,10 +1074,48 @@ impl Config {
         self.lists.iter().find(|l| l.name == name)
     }
 
+    /// The `[[family]]` that `name` spells: its name or one of its aliases, in any case.
     pub fn family(&self, name: &str) -> Option<&FamilyConfig> {
+        let name = name.to_lowercase();
         self.families
             .iter()
-            .find(|f| f.name.eq_ignore_ascii_case(name))
+            .find(|f| f.name.to_lowercase() == name)
+            .or_else(|| self.families.iter().find(|f| f.spellings().contains(&name)))
+    }
+
+    /// Secrets given as `env:NAME` whose variable is unset or empty, as errors naming the key and line.
+    /// Only the server needs them (`serve`, `config check`): a `pull` from cron runs without them.
+    pub fn unset_secrets(&self, origin: &str, text: &str) -> Vec<ConfigError> {
+        let mut out = Vec::new();
+        for (i, l) in self.lists.iter().enumerate() {
+            let Access::Restricted(r) = &l.access else {
+                continue;
+            };
+            let nth = self.lists[..i].iter().filter(|x| x.name == l.name).count();
+            let line = line_in_table(
+                text,
+                line_of_table_name(text, "list", &l.name, nth),
+                "access",
+            );
+            for (what, values) in [("tokens", &r.tokens), ("basic", &r.basic)] {
+                for v in values {
+                    if let Some(var) = v.strip_prefix("env:") {
+                        if Restricted::resolve(v).is_empty() {
+                            out.push(ConfigError::Invalid {
+                                file: origin.to_string(),
+                                line,
+                                key: format!("list[{i}].access.{what}"),
+                                message: format!(
+                                    "environment variable {var} is not set: no client could fetch {:?}",
+                                    l.name
+                                ),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// The effective configuration as TOML, defaults filled in (`iocfeed config show`).

@@ -173,6 +173,104 @@ fn default_listen_address_and_config_commands() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+/// Mistakes that would otherwise fail quietly at run time are refused with the key and line: a list naming
+/// a family nobody declared (it would select nothing), `config show`'s `<redacted>` pasted back as a token,
+/// and (for the server only) an `env:` secret whose variable is unset (every client would get 401).
+#[test]
+fn quiet_config_mistakes_are_refused_with_key_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = |name: &str, text: &str, env: &[(&str, &str)]| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        let mut cmd = bin();
+        cmd.args(["config", "check", "--config"])
+            .arg(&p)
+            .env_remove("IOCFEED_TEST_TOKEN");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        let err = String::from_utf8(out.stderr).unwrap();
+        (out.status.code(), err)
+    };
+    let family = "[[family]]\nname = \"Remus\"\naliases = [\"win.remus\"]\n\n";
+    let list = |extra: &str| {
+        format!("[[list]]\nname = \"l\"\ntypes = [\"domain\"]\nformats = [\"txt\"]\n{extra}\n")
+    };
+
+    let (code, err) = check(
+        "typo.toml",
+        &(family.to_string() + &list("families = [\"Remsu\"]")),
+        &[],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains(
+            "typo.toml:9: list[0].families: \"Remsu\" is not a [[family]] (declared: Remus)"
+        ),
+        "{err}"
+    );
+    // A family's alias names it too, in any case.
+    let (code, err) = check(
+        "alias.toml",
+        &(family.to_string() + &list("families = [\"WIN.Remus\"]")),
+        &[],
+    );
+    assert_eq!(code, Some(0), "{err}");
+
+    let (code, err) = check(
+        "redacted.toml",
+        &list("access = { tokens = [\"<redacted>\"] }"),
+        &[],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("redacted.toml:5: list[0].access.tokens:") && err.contains("env:NAME"),
+        "{err}"
+    );
+
+    let secret = list("access = { tokens = [\"env:IOCFEED_TEST_TOKEN\"] }");
+    let (code, err) = check("unset.toml", &secret, &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("unset.toml:5: list[0].access.tokens: environment variable IOCFEED_TEST_TOKEN is not set"),
+        "{err}"
+    );
+    let (code, err) = check("set.toml", &secret, &[("IOCFEED_TEST_TOKEN", "s3cret")]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!err.contains("s3cret"));
+    // `serve` refuses it the same way; a `pull` (from cron, without the server's secrets) does not care.
+    let out = bin()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--no-schedule",
+            "--config",
+        ])
+        .arg(dir.path().join("unset.toml"))
+        .env_remove("IOCFEED_TEST_TOKEN")
+        .env("IOCFEED_DATA_DIR", dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("IOCFEED_TEST_TOKEN is not set"));
+    let out = bin()
+        .args(["lists", "--config"])
+        .arg(dir.path().join("unset.toml"))
+        .env_remove("IOCFEED_TEST_TOKEN")
+        .env("IOCFEED_DATA_DIR", dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn a_pull_beside_serve_is_served_within_two_seconds() {
     let snaps = snapshots();
