@@ -71,6 +71,9 @@ pub struct ServerConfig {
     /// Seconds a client may take to send a request's headers; also how long an idle connection stays open.
     #[serde(default = "default_header_timeout")]
     pub header_timeout_secs: u64,
+    /// Who may use the views that span every list; see [`Config::views_access`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<Access>,
 }
 
 impl Default for ServerConfig {
@@ -81,6 +84,7 @@ impl Default for ServerConfig {
             max_connections: default_max_connections(),
             request_timeout_secs: default_request_timeout(),
             header_timeout_secs: default_header_timeout(),
+            access: None,
         }
     }
 }
@@ -590,6 +594,65 @@ impl Serialize for Restricted {
     }
 }
 
+impl Access {
+    /// Checks a restricted rule's shape: the key under `access` at fault and why, if any.
+    fn check(&self) -> Result<(), (String, String)> {
+        let Access::Restricted(r) = self else {
+            return Ok(());
+        };
+        let fail = |k: &str, m: String| Err((k.to_string(), m));
+        if r.tokens.is_empty() && r.basic.is_empty() && r.allow_from.is_empty() {
+            return fail(
+                "access",
+                "give tokens, basic or allow_from (or \"public\")".into(),
+            );
+        }
+        for (what, values) in [("access.tokens", &r.tokens), ("access.basic", &r.basic)] {
+            if values.iter().any(|x| x == REDACTED) {
+                return fail(
+                    what,
+                    format!("{REDACTED:?} is what `config show` prints in place of a secret: give the secret, or env:NAME"),
+                );
+            }
+        }
+        if r.basic
+            .iter()
+            .any(|b| !b.starts_with("env:") && !b.contains(':'))
+        {
+            return fail("access.basic", "entries are \"user:password\"".into());
+        }
+        if let Some(n) = r
+            .allow_from
+            .iter()
+            .find(|n| crate::serve::access::parse_net(n).is_none())
+        {
+            return fail(
+                "access.allow_from",
+                format!("not an address or CIDR: {n:?}"),
+            );
+        }
+        Ok(())
+    }
+
+    /// The `env:` variables of this rule's secrets that are unset or empty, with the key holding each.
+    fn unset_env(&self) -> Vec<(&'static str, String)> {
+        let Access::Restricted(r) = self else {
+            return Vec::new();
+        };
+        [("tokens", &r.tokens), ("basic", &r.basic)]
+            .into_iter()
+            .flat_map(|(what, values)| {
+                values.iter().filter_map(move |v| {
+                    let var = v.strip_prefix("env:")?;
+                    Restricted::resolve(v)
+                        .is_empty()
+                        .then(|| (what, var.to_string()))
+                })
+            })
+            .collect()
+    }
+}
+
 impl Restricted {
     /// A secret's value: `env:NAME` reads the environment (empty when unset, which matches nothing).
     pub fn resolve(v: &str) -> String {
@@ -696,6 +759,9 @@ impl Config {
                 "server.listen".into(),
                 format!("not an address:port: {:?}", self.server.listen),
             ));
+        }
+        if let Some(Err((k, m))) = self.server.access.as_ref().map(Access::check) {
+            return Err(err(server_access_line(text), format!("server.{k}"), m));
         }
         if url::Url::parse(&self.threatfox.base_url).is_err() {
             return Err(err(
@@ -934,43 +1000,8 @@ impl Config {
                     "must be 0.0 to 1.0".into(),
                 ));
             }
-            if let Access::Restricted(r) = &l.access {
-                if r.tokens.is_empty() && r.basic.is_empty() && r.allow_from.is_empty() {
-                    return Err(err(
-                        line_in_table(text, line, "access"),
-                        key("access"),
-                        "give tokens, basic or allow_from (or \"public\")".into(),
-                    ));
-                }
-                if let Some(what) = [("tokens", &r.tokens), ("basic", &r.basic)]
-                    .iter()
-                    .find(|(_, v)| v.iter().any(|x| x == REDACTED))
-                    .map(|(what, _)| *what)
-                {
-                    return Err(err(
-                        line_in_table(text, line, "access"),
-                        key(&format!("access.{what}")),
-                        format!("{REDACTED:?} is what `config show` prints in place of a secret: give the secret, or env:NAME"),
-                    ));
-                }
-                for b in &r.basic {
-                    if !b.starts_with("env:") && !b.contains(':') {
-                        return Err(err(
-                            line_in_table(text, line, "access"),
-                            key("access.basic"),
-                            "entries are \"user:password\"".into(),
-                        ));
-                    }
-                }
-                for n in &r.allow_from {
-                    if crate::serve::access::parse_net(n).is_none() {
-                        return Err(err(
-                            line_in_table(text, line, "access"),
-                            key("access.allow_from"),
-                            format!("not an address or CIDR: {n:?}"),
-                        ));
-                    }
-                }
+            if let Err((k, m)) = l.access.check() {
+                return Err(err(line_in_table(text, line, "access"), key(&k), m));
             }
             if l.retain_versions == 0 {
                 return Err(err(
@@ -1086,36 +1117,52 @@ impl Config {
     /// Secrets given as `env:NAME` whose variable is unset or empty, as errors naming the key and line.
     /// Only the server needs them (`serve`, `config check`): a `pull` from cron runs without them.
     pub fn unset_secrets(&self, origin: &str, text: &str) -> Vec<ConfigError> {
+        let problem = |line: usize, key: String, var: String, whom: String| ConfigError::Invalid {
+            file: origin.to_string(),
+            line,
+            key,
+            message: format!("environment variable {var} is not set: no client could fetch {whom}"),
+        };
         let mut out = Vec::new();
+        if let Some(a) = &self.server.access {
+            for (what, var) in a.unset_env() {
+                let line = server_access_line(text);
+                out.push(problem(
+                    line,
+                    format!("server.access.{what}"),
+                    var,
+                    "/iocs, /families or /sources".into(),
+                ));
+            }
+        }
         for (i, l) in self.lists.iter().enumerate() {
-            let Access::Restricted(r) = &l.access else {
-                continue;
-            };
             let nth = self.lists[..i].iter().filter(|x| x.name == l.name).count();
             let line = line_in_table(
                 text,
                 line_of_table_name(text, "list", &l.name, nth),
                 "access",
             );
-            for (what, values) in [("tokens", &r.tokens), ("basic", &r.basic)] {
-                for v in values {
-                    if let Some(var) = v.strip_prefix("env:") {
-                        if Restricted::resolve(v).is_empty() {
-                            out.push(ConfigError::Invalid {
-                                file: origin.to_string(),
-                                line,
-                                key: format!("list[{i}].access.{what}"),
-                                message: format!(
-                                    "environment variable {var} is not set: no client could fetch {:?}",
-                                    l.name
-                                ),
-                            });
-                        }
-                    }
-                }
+            for (what, var) in l.access.unset_env() {
+                out.push(problem(
+                    line,
+                    format!("list[{i}].access.{what}"),
+                    var,
+                    format!("{:?}", l.name),
+                ));
             }
         }
         out
+    }
+
+    /// Who may use the views that span every list (`/iocs`, `/families`, a family's report, `/sources`):
+    /// `server.access` when set; else everyone while every list is public, and no one (`None`) once a
+    /// list is restricted, since those views would show what the restricted list holds.
+    pub fn views_access(&self) -> Option<Access> {
+        match &self.server.access {
+            Some(a) => Some(a.clone()),
+            None if self.lists.iter().all(|l| l.access == Access::Public) => Some(Access::Public),
+            None => None,
+        }
     }
 
     /// The effective configuration as TOML, defaults filled in (`iocfeed config show`).
@@ -1136,6 +1183,16 @@ fn line_of(text: &str, offset: usize) -> usize {
 }
 
 /// The line of `key` in the table whose `name = "value"` is on line `name_line` (else that line).
+/// The line of `access` in `[server]`.
+fn server_access_line(text: &str) -> usize {
+    let header = text
+        .lines()
+        .position(|l| l.trim() == "[server]")
+        .map(|i| i + 1)
+        .unwrap_or(0);
+    line_in_table(text, header, "access")
+}
+
 fn line_in_table(text: &str, name_line: usize, key: &str) -> usize {
     if name_line == 0 {
         return 0;

@@ -371,4 +371,53 @@ fn restricted_lists_need_a_token_a_user_or_the_right_network() {
         "{shown}"
     );
     assert!(shown.contains("env:IOCFEED_TEST_SOC_TOKEN"));
+
+    // The views that span every list would show what the restricted lists hold: closed while any list is
+    // restricted and [server] access is not set; liveness, readiness and metrics stay open.
+    let views = [
+        "/iocs?value=beltka.shop",
+        "/families",
+        "/families/Remus/report.md",
+        "/sources",
+    ];
+    for path in views {
+        let r = get(a, path);
+        assert_eq!(r.status, 403, "{path}");
+        assert!(r.text().contains("[server] access"), "{path}: {}", r.text());
+        assert!(!r.text().contains("beltka"));
+    }
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        assert_ne!(get(a, path).status, 403, "{path}");
+    }
+    drop(server);
+    // With [server] access, they take its credentials.
+    let mut cfg = app.config.clone();
+    cfg.server.access = Some(
+        toml::from_str::<toml::Value>("access = { tokens = [\"soc-view-token\"] }").unwrap()
+            ["access"]
+            .clone()
+            .try_into()
+            .unwrap(),
+    );
+    let (app2, _) = common::app(cfg, snaps[3].0);
+    let server = TestServer::start(app2);
+    let a = server.addr;
+    for path in views {
+        assert_eq!(get(a, path).status, 401, "{path}");
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let r = get(a, &format!("{path}{sep}token=soc-view-token"));
+        assert_eq!(r.status, 200, "{path}");
+        let r = request(
+            a,
+            "GET",
+            path,
+            &[("Authorization", "Bearer soc-view-token")],
+        );
+        assert_eq!(r.status, 200, "{path}");
+    }
+    assert!(get(a, "/iocs?value=beltka.shop&token=soc-view-token")
+        .text()
+        .contains("\"remus-domains\""));
+    // A list token opens its list, not the views.
+    assert_eq!(get(a, "/families?token=t0ken-abc").status, 401);
 }

@@ -125,12 +125,25 @@ impl Caller {
 
     /// The refusal for a list this caller may not fetch, if any (SPEC §10.4).
     fn refuse(&self, list: &crate::config::ListConfig) -> Option<Response> {
-        match access::check(
-            &list.access,
-            self.peer,
-            &self.headers,
-            self.token.as_deref(),
-        ) {
+        self.refuse_access(&list.access, "this list")
+    }
+
+    /// The refusal for the views that span every list (`/iocs`, `/families`, reports, `/sources`), if any.
+    fn refuse_views(&self, cfg: &crate::config::Config) -> Option<Response> {
+        match cfg.views_access() {
+            Some(a) => self.refuse_access(&a, "this view"),
+            None => Some(
+                (
+                    StatusCode::FORBIDDEN,
+                    "forbidden: this view spans every list and some lists are restricted; open it with [server] access\n",
+                )
+                    .into_response(),
+            ),
+        }
+    }
+
+    fn refuse_access(&self, a: &crate::config::Access, what: &str) -> Option<Response> {
+        match access::check(a, self.peer, &self.headers, self.token.as_deref()) {
             Decision::Allow => None,
             Decision::Unauthorized => Some(
                 (
@@ -139,14 +152,14 @@ impl Caller {
                         header::WWW_AUTHENTICATE,
                         "Bearer realm=\"iocfeed\", Basic realm=\"iocfeed\"",
                     )],
-                    "unauthorized: this list needs a token or a user\n",
+                    format!("unauthorized: {what} needs a token or a user\n"),
                 )
                     .into_response(),
             ),
             Decision::Forbidden => Some(
                 (
                     StatusCode::FORBIDDEN,
-                    "forbidden: your network may not fetch this list\n",
+                    format!("forbidden: your network may not fetch {what}\n"),
                 )
                     .into_response(),
             ),
@@ -315,7 +328,15 @@ async fn versions(
     }
 }
 
-async fn sources(State(st): St) -> Response {
+async fn sources(
+    State(st): St,
+    peer: Option<Extension<Peer>>,
+    Query(q): Query<TokenQuery>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(refusal) = Caller::new(peer, headers, q).refuse_views(&st.app.config) {
+        return refusal;
+    }
     let cfg = st.app.config.clone();
     let app = st.app.clone();
     let res = st
@@ -427,10 +448,20 @@ async fn readyz(State(st): St) -> Response {
 #[derive(serde::Deserialize)]
 struct IocQuery {
     value: Option<String>,
+    token: Option<String>,
 }
 
 /// `GET /iocs?value=V`: the lookup of `iocfeed ioc`.
-async fn iocs(State(st): St, Query(q): Query<IocQuery>) -> Response {
+async fn iocs(
+    State(st): St,
+    peer: Option<Extension<Peer>>,
+    Query(q): Query<IocQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let token = TokenQuery { token: q.token };
+    if let Some(refusal) = Caller::new(peer, headers, token).refuse_views(&st.app.config) {
+        return refusal;
+    }
     let Some(value) = q.value.filter(|v| !v.is_empty() && v.len() <= 2048) else {
         return (
             StatusCode::BAD_REQUEST,
@@ -548,7 +579,15 @@ async fn metrics(State(st): St) -> Response {
 }
 
 /// `GET /families`: the tracked families, their current IOC count, and the report URL.
-async fn families(State(st): St) -> Response {
+async fn families(
+    State(st): St,
+    peer: Option<Extension<Peer>>,
+    Query(q): Query<TokenQuery>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(refusal) = Caller::new(peer, headers, q).refuse_views(&st.app.config) {
+        return refusal;
+    }
     let app = st.app.clone();
     let res = st
         .read(move |conn| {
@@ -578,7 +617,16 @@ async fn families(State(st): St) -> Response {
 }
 
 /// `GET /families/{name}/report.md`: the seed-style hunting page, from live data.
-async fn family_report(State(st): St, Path(name): Path<String>) -> Response {
+async fn family_report(
+    State(st): St,
+    Path(name): Path<String>,
+    peer: Option<Extension<Peer>>,
+    Query(q): Query<TokenQuery>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(refusal) = Caller::new(peer, headers, q).refuse_views(&st.app.config) {
+        return refusal;
+    }
     let Some(family) = st.app.config.family(&name).cloned() else {
         return not_found(&format!("no family named {name:?}"));
     };
