@@ -224,29 +224,25 @@ fn run_inner(
     let newest_first_seen = sink.newest_first_seen;
     drop(temps);
     let scope = source_scope(&source.name);
-    // A source that suddenly returns nothing (or a full dump that shrank to less than half) is broken
-    // upstream far more often than it is right: publish nothing, withdraw nothing, keep the last
+    // After an operator's release (`publish --force`) the next pull is taken as it comes.
+    let released = previous.last_result.as_deref() == Some("released");
+    // A source that suddenly returns nothing (or a complete source that shrank to less than half) is
+    // broken upstream far more often than it is right: publish nothing, withdraw nothing, keep the last
     // validators, and say so until a sane pull. Small lists, which the per-list brake does not cover,
-    // are protected by this.
-    let shrunk = full && (summary.accepted as i64) * 2 < previous.accepted;
-    if previous.accepted > 0 && !explicit_empty && (summary.accepted == 0 || shrunk) {
+    // are protected by this. An allowlist source is complete too: a truncated download of it would
+    // otherwise publish the very sites it protects.
+    let complete = full || source.kind == SourceKind::Allowlist;
+    let shrunk = complete && (summary.accepted as i64) * 2 < previous.accepted;
+    if !released && previous.accepted > 0 && !explicit_empty && (summary.accepted == 0 || shrunk) {
         let what = if summary.accepted == 0 {
             "no indicators".to_string()
         } else {
             format!("{} indicators (less than half)", summary.accepted)
         };
-        let reason = format!(
-            "returned {what} after a pull of {}; nothing published (a sane pull or `iocfeed publish LIST --force` releases it)",
-            previous.accepted
-        );
-        store::set_hold(&tx, &scope, &reason, now).map_err(|e| e.to_string())?;
-        store::record_held(&tx, &source.name, now).map_err(|e| e.to_string())?;
-        tx.commit().map_err(|e| e.to_string())?;
-        tracing::warn!(source = %source.name, "pull held by the safety brake: {reason}");
-        summary.held = Some(reason);
-        return Ok(summary);
+        let reason = format!("returned {what} after a pull of {}", previous.accepted);
+        drop(tx);
+        return hold(store, cfg, source, reason, now, summary);
     }
-    store::clear_hold(&tx, &scope).map_err(|e| e.to_string())?;
     if full && source.kind != SourceKind::ThreatfoxExport {
         // A complete in-house list: whatever it no longer names is withdrawn (by this source only).
         summary.withdrawn =
@@ -261,10 +257,24 @@ fn run_inner(
                 .filter(|s| s.upstream() == upstream)
                 .map(|s| s.name.clone())
                 .collect();
+            let held_before =
+                store::count_withdrawable(&tx, &siblings, dump_time).map_err(|e| e.to_string())?;
             summary.withdrawn = store::withdraw_missing(&tx, &siblings, dump_time, now)
                 .map_err(|e| e.to_string())?;
+            // The first full dump has no earlier dump to compare with, and a recent export imported as the
+            // dump by mistake is not smaller than one: what it would withdraw is the measure. A real dump
+            // withdraws the few false positives ThreatFox deleted, never most of what it held.
+            if !released && summary.withdrawn >= 10 && summary.withdrawn * 2 > held_before {
+                let reason = format!(
+                    "would withdraw {} of the {held_before} reports its upstream held",
+                    summary.withdrawn
+                );
+                drop(tx);
+                return hold(store, cfg, source, reason, now, summary);
+            }
         }
     }
+    store::clear_hold(&tx, &scope).map_err(|e| e.to_string())?;
     summary.lists = publish::publish_all(&tx, cfg, now, None).map_err(|e| e.to_string())?;
     store::record_success(
         &tx,
@@ -288,6 +298,30 @@ fn run_inner(
     )
     .map_err(|e| e.to_string())?;
     tx.commit().map_err(|e| e.to_string())?;
+    Ok(summary)
+}
+
+/// Records the safety brake's hold on `source` in a transaction of its own: the pull's own transaction has
+/// been rolled back, so a held pull changes nothing but the hold (no report, withdrawal or allow entry).
+fn hold(
+    store: &mut Store,
+    cfg: &Config,
+    source: &SourceConfig,
+    what: String,
+    now: i64,
+    mut summary: Summary,
+) -> Result<Summary, Failure> {
+    let example = cfg.lists.first().map_or("LIST", |l| l.name.as_str());
+    let reason = format!(
+        "{what}; nothing published (a sane pull, or `iocfeed publish {example} --force` after a look, releases it)"
+    );
+    let tx = store.write().map_err(|e| e.to_string())?;
+    store::set_hold(&tx, &source_scope(&source.name), &reason, now).map_err(|e| e.to_string())?;
+    store::record_held(&tx, &source.name, now).map_err(|e| e.to_string())?;
+    tx.commit().map_err(|e| e.to_string())?;
+    tracing::warn!(source = %source.name, "pull held by the safety brake: {reason}");
+    summary.withdrawn = 0;
+    summary.held = Some(reason);
     Ok(summary)
 }
 

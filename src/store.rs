@@ -393,7 +393,7 @@ pub fn record_held(conn: &Connection, source: &str, now: i64) -> Result<()> {
 /// (the operator released the source's hold).
 pub fn reset_baseline(conn: &Connection, source: &str) -> Result<()> {
     conn.execute(
-        "UPDATE source_state SET accepted = 0 WHERE source = ?1",
+        "UPDATE source_state SET accepted = 0, last_result = 'released' WHERE source = ?1",
         [source],
     )?;
     Ok(())
@@ -592,6 +592,20 @@ pub fn withdraw_missing(
                AND report_id NOT IN (SELECT report_id FROM temp.seen_report)",
             params![s, dump_time, now],
         )?;
+    }
+    Ok(n)
+}
+
+/// How many live reports of `sources` a dump made at `dump_time` could have held (see [`withdraw_missing`]).
+pub fn count_withdrawable(tx: &Connection, sources: &[String], dump_time: i64) -> Result<usize> {
+    let mut n = 0;
+    for s in sources {
+        n += tx.query_row(
+            "SELECT count(*) FROM report
+             WHERE source = ?1 AND withdrawn_at IS NULL AND first_seen IS NOT NULL AND first_seen <= ?2",
+            params![s, dump_time],
+            |r| r.get::<_, i64>(0),
+        )? as usize;
     }
     Ok(n)
 }

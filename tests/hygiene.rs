@@ -162,6 +162,65 @@ fn allowlist_sources_and_config_entries() {
     assert_eq!(v["allowed_by"]["origin"], "source:top-sites");
 }
 
+/// An allowlist source is a complete list: a truncated download of it would publish the very sites it
+/// protects. Like a full dump that shrinks below half, it is held, and its entries stay.
+#[test]
+fn a_truncated_allowlist_source_is_held_and_keeps_its_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = default_config("http://127.0.0.1:1", &dir.path().join("data"));
+    let sites: Vec<String> = (0..40)
+        .map(|i| format!("{},site-{i}.com\n", i + 1))
+        .collect();
+    let top = write(dir.path(), "top.csv", sites.concat().as_bytes());
+    let src: iocfeed::config::SourceConfig = toml::from_str(&format!(
+        "name = \"top-sites\"\nkind = \"allowlist\"\nformat = \"top-sites\"\nschedule = \"0 4 * * *\"\nurl = {:?}\n",
+        url::Url::from_file_path(&top).unwrap().to_string()
+    ))
+    .unwrap();
+    cfg.sources.push(src);
+    let (app, clock) = app(cfg, t0());
+    assert_eq!(app.pull_source("top-sites", None).unwrap().accepted, 40);
+    let mut reports: Vec<Value> = (0..20)
+        .map(|i| {
+            report(
+                i,
+                &format!("site-{i}.com"),
+                "AsyncRAT",
+                100,
+                "2026-07-10 10:00:00",
+            )
+        })
+        .collect();
+    reports.push(report(
+        99,
+        "c2-real.xyz",
+        "AsyncRAT",
+        100,
+        "2026-07-10 10:00:00",
+    ));
+    let f = write(dir.path(), "x.json", &export(&reports));
+    app.pull_source("threatfox-recent", Some(&f)).unwrap();
+    let before = current(&app, "threatfox-botnet-cc-domains");
+    assert_eq!(before.1, "c2-real.xyz\n");
+
+    // The download is cut after three rows.
+    std::fs::write(&top, sites[..3].concat()).unwrap();
+    clock.advance(chrono::Duration::days(1));
+    let s = app.pull_source("top-sites", None).unwrap();
+    assert!(
+        s.held
+            .as_deref()
+            .unwrap()
+            .starts_with("returned 3 indicators (less than half) after a pull of 40"),
+        "{:?}",
+        s.held
+    );
+    assert_eq!(current(&app, "threatfox-botnet-cc-domains"), before);
+    let st = app.store().unwrap();
+    let v = iocfeed::lookup::lookup(&st.conn, &app.config, "site-17.com", app.now()).unwrap();
+    assert_eq!(v["allowed_by"]["origin"], "source:top-sites");
+}
+
 #[test]
 fn aged_iocs_leave_every_list_in_one_new_version() {
     let dir = tempfile::tempdir().unwrap();
@@ -224,7 +283,7 @@ fn the_safety_brake_holds_an_empty_pull_and_a_mass_removal_until_forced() {
     let (app, clock) = app(default_config("http://127.0.0.1:1", &data), t0());
     let server = TestServer::start(app.clone());
 
-    // A pull of 4,000 IOCs, then one that returns `{}`.
+    // A pull of 4,000 Remus IOCs and 4,000 of another family, then one that returns `{}`.
     let reports: Vec<Value> = (0..4000)
         .map(|i| {
             report(
@@ -236,9 +295,24 @@ fn the_safety_brake_holds_an_empty_pull_and_a_mass_removal_until_forced() {
             )
         })
         .collect();
+    let others: Vec<Value> = (4000..8000)
+        .map(|i| {
+            report(
+                i,
+                &format!("c2-{i}.other-brake.example"),
+                "Other",
+                100,
+                "2026-07-10 10:00:00",
+            )
+        })
+        .collect();
     app.pull_source(
         "threatfox-recent",
-        Some(&write(dir.path(), "big.json", &export(&reports))),
+        Some(&write(
+            dir.path(),
+            "big.json",
+            &export(&[reports.clone(), others.clone()].concat()),
+        )),
     )
     .unwrap();
     let (v1, before) = current(&app, "remus-domains");
@@ -254,7 +328,7 @@ fn the_safety_brake_holds_an_empty_pull_and_a_mass_removal_until_forced() {
         .held
         .as_deref()
         .unwrap()
-        .contains("returned no indicators after a pull of 4000"));
+        .contains("returned no indicators after a pull of 8000"));
     assert_eq!(current(&app, "remus-domains"), (v1, before.clone()));
     let r = get(server.addr, "/readyz");
     assert_eq!(r.status, 503);
@@ -287,8 +361,9 @@ fn the_safety_brake_holds_an_empty_pull_and_a_mass_removal_until_forced() {
     );
     assert_eq!(get(server.addr, "/readyz").status, 200);
 
-    // A full dump holding a third of the list: it would remove two thirds of 4,000 entries. Held.
-    let third: Vec<Value> = reports.iter().take(1300).cloned().collect();
+    // A full dump holding a third of the Remus list: it withdraws a third of what the upstream held (the
+    // source brake lets that through) but would remove two thirds of the 4,000 Remus entries. Held.
+    let third: Vec<Value> = reports.iter().take(1300).chain(&others).cloned().collect();
     clock.advance(chrono::Duration::minutes(15));
     let s = app
         .pull_source(
@@ -329,21 +404,104 @@ fn the_safety_brake_holds_an_empty_pull_and_a_mass_removal_until_forced() {
         "{text}"
     );
     assert_eq!(current(&app, "remus-domains").1.lines().count(), 1300);
-    // The all-families list holds the same domains and is still held, on its own.
-    let r = get(server.addr, "/readyz");
-    assert!(
-        r.text().contains("held: list:threatfox-botnet-cc-domains"),
-        "{}",
-        r.text()
+    // The all-families list lost a third of its 8,000 entries: under the threshold, published at once.
+    assert_eq!(
+        current(&app, "threatfox-botnet-cc-domains")
+            .1
+            .lines()
+            .count(),
+        5300
     );
+    assert_eq!(get(server.addr, "/readyz").status, 200);
+}
+
+/// The first full dump has no earlier dump to be compared with: what it would withdraw is the measure. A
+/// recent export imported as the full dump by mistake would withdraw most of what the upstream held, and
+/// small lists (under the per-list brake's 100 entries) would empty. Held, changing nothing, until released.
+#[test]
+fn a_first_full_dump_that_would_withdraw_most_is_held() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (app, clock) = app(default_config("http://127.0.0.1:1", &data), t0());
+    let all: Vec<Value> = (0..60)
+        .map(|i| {
+            report(
+                i,
+                &format!("c2-{i}.remus-first.example"),
+                "Remus",
+                100,
+                "2026-07-10 10:00:00",
+            )
+        })
+        .collect();
+    app.pull_source(
+        "threatfox-recent",
+        Some(&write(dir.path(), "recent.json", &export(&all))),
+    )
+    .unwrap();
+    let before = current(&app, "remus-domains");
+    assert_eq!(before.1.lines().count(), 60);
+    // The "dump" holds one newer report: 60 older reports would go.
+    clock.advance(chrono::Duration::hours(1));
+    let one = write(
+        dir.path(),
+        "one.json",
+        &export(&[report(
+            999,
+            "c2-new.remus-first.example",
+            "Remus",
+            100,
+            "2026-07-11 09:00:00",
+        )]),
+    );
+    let s = app.pull_source("threatfox-full", Some(&one)).unwrap();
+    assert_eq!(
+        s.held.as_deref().unwrap().split(';').next(),
+        Some("would withdraw 60 of the 61 reports its upstream held")
+    );
+    assert_eq!(s.withdrawn, 0);
+    // Nothing changed: not the list, not the new report (the held pull's transaction was rolled back).
+    assert_eq!(current(&app, "remus-domains"), before);
+    let st = app.store().unwrap();
+    let n: i64 = st
+        .conn
+        .query_row(
+            "SELECT count(*) FROM report WHERE withdrawn_at IS NOT NULL OR report_id LIKE '%999%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(n, 0);
+    assert_eq!(
+        store::source_state(&st.conn, "threatfox-full")
+            .unwrap()
+            .last_result
+            .as_deref(),
+        Some("held")
+    );
+
+    // Released by the operator, the same dump is taken as it comes.
     let out = bin()
-        .args(["publish", "threatfox-botnet-cc-domains", "--force"])
+        .args(["publish", "remus-domains", "--force"])
         .env("IOCFEED_DATA_DIR", &data)
-        .env("IOCFEED_NOW", "2026-07-10T13:00:00Z")
+        .env("IOCFEED_NOW", "2026-07-11T12:00:00Z")
         .output()
         .unwrap();
-    assert!(out.status.success());
-    assert_eq!(get(server.addr, "/readyz").status, 200);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("source threatfox-full released"));
+    assert_eq!(
+        store::source_state(&st.conn, "threatfox-full")
+            .unwrap()
+            .last_result
+            .as_deref(),
+        Some("released")
+    );
+    let s = app.pull_source("threatfox-full", Some(&one)).unwrap();
+    assert!(s.held.is_none());
+    assert_eq!(s.withdrawn, 60);
+    assert_eq!(
+        current(&app, "remus-domains").1,
+        "c2-new.remus-first.example\n"
+    );
 }
 
 #[test]
