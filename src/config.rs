@@ -65,6 +65,9 @@ pub struct ServerConfig {
     /// Upper bound on simultaneous HTTP connections being served.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Upper bound on simultaneous connections from one client (an IPv4 address or an IPv6 /64).
+    #[serde(default = "default_max_connections_per_client")]
+    pub max_connections_per_client: usize,
     /// Seconds a request may take before the server answers 408.
     #[serde(default = "default_request_timeout")]
     pub request_timeout_secs: u64,
@@ -82,6 +85,7 @@ impl Default for ServerConfig {
             listen: default_listen(),
             data_dir: default_data_dir(),
             max_connections: default_max_connections(),
+            max_connections_per_client: default_max_connections_per_client(),
             request_timeout_secs: default_request_timeout(),
             header_timeout_secs: default_header_timeout(),
             access: None,
@@ -97,6 +101,9 @@ fn default_data_dir() -> PathBuf {
 }
 fn default_max_connections() -> usize {
     512
+}
+fn default_max_connections_per_client() -> usize {
+    64
 }
 fn default_request_timeout() -> u64 {
     30
@@ -758,6 +765,13 @@ impl Config {
                 line_of_key(text, "listen"),
                 "server.listen".into(),
                 format!("not an address:port: {:?}", self.server.listen),
+            ));
+        }
+        if self.server.max_connections_per_client == 0 {
+            return Err(err(
+                line_of_key(text, "max_connections_per_client"),
+                "server.max_connections_per_client".into(),
+                "must be at least 1".into(),
             ));
         }
         if let Some(Err((k, m))) = self.server.access.as_ref().map(Access::check) {

@@ -238,6 +238,50 @@ fn slow_and_surplus_connections_are_closed() {
     assert_eq!(get(server.addr, "/healthz").status, 200);
 }
 
+/// One client holding its share of slow connections does not lock the others out: the cap is per client
+/// (127.0.0.1 and 127.0.0.2 are two clients on the loopback interface).
+#[test]
+fn one_client_cannot_take_every_connection() {
+    use std::io::{Read, Write};
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = default_config("http://127.0.0.1:1", dir.path());
+    cfg.server.max_connections = 8;
+    cfg.server.max_connections_per_client = 3;
+    cfg.server.header_timeout_secs = 5;
+    let (app, _clock) = app(cfg, chrono::Utc::now());
+    app.store().unwrap();
+    let server = TestServer::start(app);
+    let from = |src: &str| {
+        let sock =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        let src: std::net::SocketAddr = format!("{src}:0").parse().unwrap();
+        sock.bind(&src.into()).unwrap();
+        sock.connect(&server.addr.into()).unwrap();
+        let s: std::net::TcpStream = sock.into();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s
+    };
+    let ask = |mut s: std::net::TcpStream| {
+        let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf);
+        String::from_utf8_lossy(&buf).to_string()
+    };
+    // 127.0.0.1 stalls three connections: its fourth is closed at once...
+    let _stalled: Vec<std::net::TcpStream> = (0..3)
+        .map(|_| {
+            let mut s = from("127.0.0.1");
+            s.write_all(b"GET /healthz HTTP/1.1\r\n").unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(ask(from("127.0.0.1")), "");
+    // ...while another client is served, well within the server-wide cap.
+    assert!(ask(from("127.0.0.2")).starts_with("HTTP/1.1 200 OK"));
+}
+
 #[test]
 fn metrics_report_lists_sources_rejects_and_requests() {
     let (_dir, server, _app) = setup();

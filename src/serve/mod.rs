@@ -4,6 +4,7 @@
 
 pub mod access;
 mod caching;
+mod clients;
 mod routes;
 
 use std::future::Future;
@@ -84,6 +85,7 @@ pub async fn serve_on(
     let router =
         routes::router(state.clone()).layer(middleware::from_fn_with_state(state.clone(), limits));
     let connections = Arc::new(Semaphore::new(max));
+    let per_client = clients::ClientSlots::new(app_per_client(&state));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -98,6 +100,10 @@ pub async fn serve_on(
                 }
             },
             _ = &mut shutdown => break,
+        };
+        let Some(slot) = per_client.take(peer.ip()) else {
+            drop(stream);
+            continue;
         };
         let Ok(permit) = connections.clone().try_acquire_owned() else {
             drop(stream);
@@ -117,11 +123,16 @@ pub async fn serve_on(
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             let _ = conn.await;
-            drop(permit);
+            drop((permit, slot));
         });
     }
     let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
     Ok(())
+}
+
+fn app_per_client(state: &ServerState) -> usize {
+    let s = &state.app.config.server;
+    s.max_connections_per_client.min(s.max_connections)
 }
 
 /// Bounds the requests in flight and the time each may take.
