@@ -87,18 +87,21 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
 /// upstream is down.
 pub const REPUBLISH_EVERY: chrono::Duration = chrono::Duration::minutes(10);
 
+/// Re-evaluates every list at start (so a configuration just loaded, by a start or a SIGHUP, applies at
+/// once: a new list, filter or format), then every [`REPUBLISH_EVERY`].
 async fn housekeeping(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
+    let mut due = app.clock.now();
     loop {
-        let due = app.clock.now() + REPUBLISH_EVERY;
         tokio::select! {
             _ = app.clock.sleep_until(due) => {}
             _ = shutdown.changed() => return,
         }
+        due = app.clock.now() + REPUBLISH_EVERY;
         let app2 = app.clone();
         match tokio::task::spawn_blocking(move || app2.republish()).await {
             Ok(Ok(outcomes)) => {
                 for o in outcomes.iter().filter(|o| o.changed) {
-                    tracing::info!(list = %o.list, version = o.version, entries = o.entries, "republished (ageing)");
+                    tracing::info!(list = %o.list, version = o.version, entries = o.entries, "republished (ageing, allowlist or configuration)");
                 }
             }
             Ok(Err(e)) => tracing::warn!("republish: {e}"),

@@ -378,3 +378,69 @@ fn sighup_reloads_a_valid_config_and_keeps_the_running_one_otherwise() {
         .count();
     assert_eq!(reloads, 1, "{}", s.seen.join("\n"));
 }
+
+/// A format added to a list after its version was published is rendered when the server starts with the
+/// new configuration, not only at the next pull that changes the list.
+#[test]
+fn a_format_added_later_is_served_once_the_server_starts_with_it() {
+    let snaps = snapshots();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("iocfeed.toml");
+    let write_config = |formats: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "[[source]]\nname = \"threatfox-recent\"\nkind = \"threatfox-export\"\npath = \"/export/json/recent/\"\nschedule = \"*/15 * * * *\"\n\n[[family]]\nname = \"Remus\"\n\n[[list]]\nname = \"remus-domains\"\nfamilies = [\"Remus\"]\ntypes = [\"domain\"]\nformats = [{formats}]\n"
+            ),
+        )
+        .unwrap();
+    };
+    write_config("\"txt\"");
+    let file = dir.path().join("snap.json");
+    std::fs::write(&file, gunzip(&snaps[3].1)).unwrap();
+    let out = bin()
+        .args(["pull", "threatfox-recent", "--file"])
+        .arg(&file)
+        .arg("--config")
+        .arg(&config)
+        .env("IOCFEED_DATA_DIR", &data)
+        .env("IOCFEED_NOW", "2026-07-09T10:00:00Z")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    write_config("\"txt\", \"json\"");
+    let mut cmd = bin();
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .env("IOCFEED_DATA_DIR", &data)
+        .env("IOCFEED_NOW", "2026-07-09T10:00:00Z")
+        // The start-up pull of this source fails (closed port); the lists are re-evaluated regardless.
+        .env("IOCFEED_THREATFOX_URL", "http://127.0.0.1:9");
+    let s = Served::start(cmd);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let json = loop {
+        let r = get(s.addr, "/lists/remus-domains.json");
+        if r.status == 200 {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "{} {}", r.status, r.text());
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(json.header("x-iocfeed-version"), Some("1"));
+    let v: serde_json::Value = serde_json::from_slice(&json.body).unwrap();
+    let txt = get(s.addr, "/lists/remus-domains.txt").text();
+    let values: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["value"].as_str().unwrap())
+        .collect();
+    assert_eq!(values, txt.lines().collect::<Vec<_>>());
+    assert!(txt.contains("beltka.shop\n"));
+}

@@ -243,13 +243,19 @@ async fn serve_artifact(
     let (v, a) = match res {
         Ok(Some(x)) => x,
         Ok(None) => {
+            let current = current_version(&st, &list.name).await;
             return not_found(&match version {
-                Some(n) if n <= current_version(&st, &list.name).await => {
+                Some(n) if n <= current => {
                     format!("version {n} of {:?} is no longer retained", list.name)
                 }
                 Some(n) => format!("list {:?} has no version {n}", list.name),
+                None if current > 0 => format!(
+                    "list {:?} v{current} is not rendered as {} yet (a format added since; the next re-evaluation renders it)",
+                    list.name,
+                    fmt.as_str()
+                ),
                 None => format!("list {:?} has no version yet", list.name),
-            })
+            });
         }
         Err(e) => return server_error(e),
     };
