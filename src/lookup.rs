@@ -46,8 +46,33 @@ fn covering_parents(conn: &Connection, cfg: &Config, name: &str) -> Result<Vec<V
     Ok(out)
 }
 
-/// The §9.5 object for `raw`, with status, lists, score terms, sightings and allowed_by.
+/// Undoes the usual defanging of indicators pasted from reports and tickets: `hxxp://`, `[.]`, `(.)`,
+/// `[dot]`, `[:]`, `[://]`. Only lookups do this; feeds are taken as they are.
+pub fn refang(raw: &str) -> String {
+    let mut s = raw.trim().to_string();
+    for (from, to) in [
+        ("[://]", "://"),
+        ("[:]", ":"),
+        ("[.]", "."),
+        ("(.)", "."),
+        ("{.}", "."),
+        ("[dot]", "."),
+        ("(dot)", "."),
+    ] {
+        s = s.replace(from, to);
+    }
+    let lower = s.to_ascii_lowercase();
+    for (from, to) in [("hxxps://", "https://"), ("hxxp://", "http://")] {
+        if lower.starts_with(from) {
+            s = format!("{to}{}", &s[from.len()..]);
+        }
+    }
+    s
+}
+
+/// The §9.5 object for `raw` (refanged first), with status, lists, score terms, sightings and allowed_by.
 pub fn lookup(conn: &Connection, cfg: &Config, raw: &str, now: i64) -> Result<Value, String> {
+    let raw = &refang(raw);
     let db = |e: store::StoreError| e.to_string();
     let ind = match normalise::normalise(normalise::guess_type(raw), raw) {
         Ok(i) => i,
@@ -175,4 +200,20 @@ pub fn lookup(conn: &Connection, cfg: &Config, raw: &str, now: i64) -> Result<Va
         out["ports"] = json!(ports);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::refang;
+
+    #[test]
+    fn defanged_indicators_are_refanged() {
+        assert_eq!(refang("hxxp://cochru[.]xyz/a"), "http://cochru.xyz/a");
+        assert_eq!(
+            refang(" HXXPS[://]evil(.)example[dot]com "),
+            "https://evil.example.com"
+        );
+        assert_eq!(refang("45.192.105[.]12[:]443"), "45.192.105.12:443");
+        assert_eq!(refang("beltka.shop"), "beltka.shop");
+    }
 }

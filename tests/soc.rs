@@ -242,6 +242,10 @@ fn family_report_diffs_lookup_and_stix_over_the_replay() {
         * terms["corroboration"].as_f64().unwrap())
     .round() as u64;
     assert_eq!(v["score"].as_u64(), Some(expected));
+    // Pasted defanged from a report or a ticket, it is the same lookup.
+    let defanged: Value =
+        serde_json::from_slice(&get(server.addr, "/iocs?value=beltka%5B.%5Dshop").body).unwrap();
+    assert_eq!(defanged, v);
 
     // A name below a listed domain is not an IOC itself, but the wildcard rules block it: say so.
     let sub: Value =
