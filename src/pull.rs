@@ -190,6 +190,7 @@ fn run_inner(
         full,
         summary: &mut summary,
         newest_first_seen: None,
+        newest_activity: None,
         db_error: None,
     };
     // An API that answers `no_result` has said, explicitly, that there is nothing: that is not a broken feed.
@@ -222,6 +223,7 @@ fn run_inner(
     }
     parsed.map_err(|e| e.to_string())?;
     let newest_first_seen = sink.newest_first_seen;
+    let newest_activity = sink.newest_activity;
     drop(temps);
     let scope = source_scope(&source.name);
     // After an operator's release (`publish --force`) the next pull is taken as it comes.
@@ -275,6 +277,16 @@ fn run_inner(
         }
     }
     store::clear_hold(&tx, &scope).map_err(|e| e.to_string())?;
+    // Recorded data replayed without IOCFEED_NOW, or a clock far ahead: every indicator would be aged out
+    // on arrival and the lists empty. Worth one line, since nothing else looks wrong.
+    let max_age = i64::from(cfg.scoring.max_age_days) * 86_400;
+    if summary.accepted > 0 && newest_activity.is_some_and(|t| t < now - max_age) {
+        tracing::warn!(
+            source = %source.name,
+            "every indicator this pull accepted is older than max_age_days ({}), so none is listed: is the clock right? (recorded data needs IOCFEED_NOW)",
+            cfg.scoring.max_age_days
+        );
+    }
     summary.lists = publish::publish_all(&tx, cfg, now, None).map_err(|e| e.to_string())?;
     store::record_success(
         &tx,
@@ -333,6 +345,8 @@ struct Sink<'a> {
     full: bool,
     summary: &'a mut Summary,
     newest_first_seen: Option<i64>,
+    /// The latest first or last seen of an accepted report: is any of this pull recent enough to list?
+    newest_activity: Option<i64>,
     db_error: Option<String>,
 }
 
@@ -361,6 +375,10 @@ impl Sink<'_> {
                         } else {
                             Ok(())
                         };
+                        self.newest_activity = self
+                            .newest_activity
+                            .max(report.first_seen)
+                            .max(report.last_seen);
                         seen.and_then(|()| {
                             store::upsert_report(tx, &source.name, &ind, &report, now).map(|_| None)
                         })

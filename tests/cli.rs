@@ -444,3 +444,33 @@ fn a_format_added_later_is_served_once_the_server_starts_with_it() {
     assert_eq!(values, txt.lines().collect::<Vec<_>>());
     assert!(txt.contains("beltka.shop\n"));
 }
+
+/// Recorded data pulled with a clock far past it (IOCFEED_NOW forgotten) ages out on arrival: the pull
+/// succeeds, the lists are empty, and one warning line says why.
+#[test]
+fn a_pull_of_data_older_than_max_age_warns_about_the_clock() {
+    let snaps = snapshots();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("snap.json");
+    std::fs::write(&file, gunzip(&snaps[3].1)).unwrap();
+    let pull = |data: &str, now: &str| {
+        let out = bin()
+            .args(["pull", "threatfox-recent", "--file"])
+            .arg(&file)
+            .env("IOCFEED_DATA_DIR", dir.path().join(data))
+            .env("IOCFEED_NOW", now)
+            .env("IOCFEED_LOG", "warn")
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stderr).unwrap()
+    };
+    let late = pull("late", "2027-06-01T00:00:00Z");
+    assert!(
+        late.contains("every indicator this pull accepted is older than max_age_days (90)")
+            && late.contains("IOCFEED_NOW"),
+        "{late}"
+    );
+    let right = pull("right", "2026-07-09T10:00:00Z");
+    assert!(!right.contains("older than max_age_days"), "{right}");
+}
