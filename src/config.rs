@@ -351,6 +351,12 @@ impl SourceConfig {
             ),
             ("columns", self.columns.is_some(), k == Csv),
         ];
+        if self.path.is_some() && !matches!(k, ThreatfoxExport | ThreatfoxApi) {
+            return Some(
+                "`path` is joined to the ThreatFox base URL: give this feed a `url` (http(s) or file://)"
+                    .into(),
+            );
+        }
         if k == Csv && self.columns.is_none() {
             return Some("a csv source needs `columns = { value = \"…\" }`".into());
         }
@@ -916,6 +922,31 @@ impl Config {
         }
         let mut families = HashSet::new();
         for (i, f) in self.families.iter().enumerate() {
+            let nth = self.families[..i]
+                .iter()
+                .filter(|x| x.name.eq_ignore_ascii_case(&f.name))
+                .count();
+            let line = line_of_table_name(text, "family", &f.name, nth);
+            if f.name.trim().is_empty() {
+                return Err(err(
+                    line_in_table(text, line, "name"),
+                    format!("family[{i}].name"),
+                    "a family needs a name".into(),
+                ));
+            }
+            // An exclusion as wide as a public suffix would switch the family's lists off.
+            if let Some(Err(m)) = f
+                .exclude
+                .iter()
+                .map(|x| crate::allow::parse(x))
+                .find(Result::is_err)
+            {
+                return Err(err(
+                    line_in_table(text, line, "exclude"),
+                    format!("family[{i}].exclude"),
+                    m,
+                ));
+            }
             if !families.insert(f.name.to_lowercase()) {
                 let nth = self.families[..i]
                     .iter()

@@ -24,11 +24,16 @@ pub fn parse_schedule(s: &str) -> Result<cron::Schedule, String> {
             ))
         }
     };
-    cron::Schedule::from_str(&expr).map_err(|e| {
+    let schedule = cron::Schedule::from_str(&expr).map_err(|e| {
         let detail = e.to_string();
         let detail = detail.lines().next().unwrap_or("").trim();
         format!("{s:?} is not a valid crontab schedule ({detail})")
-    })
+    })?;
+    // `0 0 31 2 *` parses but never comes: the source would never be pulled on schedule.
+    if schedule.upcoming(Utc).next().is_none() {
+        return Err(format!("{s:?} never fires (no such date)"));
+    }
+    Ok(schedule)
 }
 
 /// The first scheduled time strictly after `t`.

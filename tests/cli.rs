@@ -230,6 +230,33 @@ fn quiet_config_mistakes_are_refused_with_key_and_line() {
         "{err}"
     );
 
+    for (name, text, want) in [
+        (
+            "exclude.toml",
+            "[[family]]\nname = \"Remus\"\nexclude = [\"com\"]\n".to_string(),
+            "exclude.toml:3: family[0].exclude: \"com\" is a public suffix",
+        ),
+        (
+            "noname.toml",
+            "[[family]]\nname = \"\"\n".to_string(),
+            "noname.toml:2: family[0].name: a family needs a name",
+        ),
+        (
+            "never.toml",
+            "[[source]]\nname = \"s\"\nkind = \"text\"\nurl = \"file:///dev/null\"\nschedule = \"0 0 31 2 *\"\n".to_string(),
+            "never.toml:5: source[0].schedule: \"0 0 31 2 *\" never fires",
+        ),
+        (
+            "path.toml",
+            "[[source]]\nname = \"s\"\nkind = \"text\"\npath = \"inhouse.txt\"\nschedule = \"0 4 * * *\"\n".to_string(),
+            "path.toml:3: source[0].kind: `path` is joined to the ThreatFox base URL",
+        ),
+    ] {
+        let (code, err) = check(name, &text, &[]);
+        assert_eq!(code, Some(2), "{err}");
+        assert!(err.contains(want), "{err}");
+    }
+
     let secret = list("access = { tokens = [\"env:IOCFEED_TEST_TOKEN\"] }");
     let (code, err) = check("unset.toml", &secret, &[]);
     assert_eq!(code, Some(2), "{err}");
