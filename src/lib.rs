@@ -126,7 +126,17 @@ impl App {
     }
 
     /// Re-evaluates every list now (ageing, decay, allowlist), in one transaction.
+    /// Nothing is re-evaluated before a first successful pull: an empty version of every list would
+    /// otherwise be published from an empty database, and read as ready.
     pub fn republish(&self) -> Result<Vec<publish::Outcome>, store::StoreError> {
+        if self
+            .config
+            .sources
+            .iter()
+            .all(|s| self.never_pulled(&s.name))
+        {
+            return Ok(Vec::new());
+        }
         let mut store = self.store()?;
         let tx = store.write()?;
         let outcomes = publish::publish_all(&tx, &self.config, self.now(), None)?;
