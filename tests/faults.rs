@@ -106,16 +106,6 @@ fn fault(
         error.to_lowercase().contains(&expect.to_lowercase()),
         "{error:?} lacks {expect:?}"
     );
-    let url = format!("{}/export/json/recent/", base_url.trim_end_matches('/'));
-    let pe = iocfeed::pull::PullError {
-        source_name: "threatfox-recent".into(),
-        url: url.clone(),
-        reason: error.clone(),
-        retry_after: None,
-    };
-    assert!(pe
-        .to_string()
-        .starts_with(&format!("pull threatfox-recent from {url} failed: ")));
     // The list is untouched; /sources and /readyz show the failure.
     let now = get(server.addr, "/lists/remus-domains.txt");
     assert_eq!(now.body, before.body);
@@ -146,6 +136,19 @@ fn fault(
         get(server.addr, "/lists/remus-domains.txt").body,
         before.body
     );
+
+    // The error a pull returns (and the scheduler logs) is that one line, naming the source and URL.
+    let url = format!("{}/export/json/recent/", base_url.trim_end_matches('/'));
+    let e = app
+        .pull_source("threatfox-recent", None)
+        .unwrap_err()
+        .to_string();
+    assert!(!e.contains('\n'), "{e}");
+    assert!(
+        e.starts_with(&format!("pull threatfox-recent from {url} failed: ")),
+        "{e}"
+    );
+    assert!(e.to_lowercase().contains(&expect.to_lowercase()), "{e}");
 }
 
 fn fake(reply: impl Fn(&Req) -> Reply + Send + Sync + 'static) -> FakeHttp {
@@ -170,7 +173,13 @@ fn connect_timeout() {
             std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)).ok()
         })
         .collect();
-    fault(&format!("http://{addr}"), |_| {}, "timed out", 30, 60);
+    fault(
+        &format!("http://{addr}"),
+        |_| {},
+        "connect error: connection timed out",
+        30,
+        60,
+    );
     drop(sock);
 }
 
@@ -179,7 +188,7 @@ fn slow_body() {
     let f = fake(|_| {
         Reply::Stall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{\"1\": [".to_vec(), Duration::from_secs(4))
     });
-    fault(&f.url(""), |_| {}, "timed out", 30, 60);
+    fault(&f.url(""), |_| {}, "timed out reading response", 30, 60);
 }
 
 #[test]
@@ -247,7 +256,13 @@ fn invalid_utf8() {
     let body = b"{\"1\": [{\"ioc_value\": \"bad\xff\xfe.example.com\", \"ioc_type\": \"domain\"}]}"
         .to_vec();
     let f = fake(move |_| Reply::ok("application/json", &body));
-    fault(&f.url(""), |_| {}, "invalid JSON", 30, 60);
+    fault(
+        &f.url(""),
+        |_| {},
+        "invalid JSON: invalid unicode code point",
+        30,
+        60,
+    );
 }
 
 #[test]
