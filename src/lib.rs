@@ -176,12 +176,20 @@ pub fn log_summary(s: &pull::Summary) {
         .filter(|o| o.changed)
         .map(|o| format!("{} v{} ({} entries)", o.list, o.version, o.entries))
         .collect();
+    let held: Vec<&str> = s
+        .lists
+        .iter()
+        .filter(|o| o.held.is_some())
+        .map(|o| o.list.as_str())
+        .collect();
     tracing::info!(
         source = %s.source,
         rows = s.rows,
         accepted = s.accepted,
         rejected = s.rejected,
+        withdrawn = s.withdrawn,
         published = %if published.is_empty() { "nothing new".to_string() } else { published.join(", ") },
+        held = %if held.is_empty() { "none".to_string() } else { held.join(", ") },
         "pull ok"
     );
 }

@@ -67,11 +67,26 @@ fn allowlisting_a_name_removes_its_subdomains_everywhere_and_ioc_names_the_entry
                 100,
                 "2026-07-10 10:00:00",
             ),
+            tf_report(
+                4,
+                "https://http-inputs-triad.splunkcloud.com/services/collector",
+                "url",
+                "AsyncRAT",
+                100,
+                "2026-07-10 10:00:00",
+            ),
         ]),
     );
+    // The default lists, plus every domain and every URL, so the value sits in several lists.
+    let config_text = format!(
+        "{}\n[[list]]\nname = \"all-domains\"\ntypes = [\"domain\"]\nformats = [\"txt\", \"rpz\"]\n\n[[list]]\nname = \"all-urls\"\ntypes = [\"url\"]\nformats = [\"txt\"]\n",
+        iocfeed::config::DEFAULT_CONFIG
+    );
+    let config = write(dir.path(), "iocfeed.toml", config_text.as_bytes());
     let run = |args: &[&str]| {
         let out = bin()
             .args(args)
+            .env("IOCFEED_CONFIG", &config)
             .env("IOCFEED_DATA_DIR", &data)
             .env("IOCFEED_NOW", now)
             .output()
@@ -84,11 +99,19 @@ fn allowlisting_a_name_removes_its_subdomains_everywhere_and_ioc_names_the_entry
         String::from_utf8(out.stdout).unwrap()
     };
     run(&["pull", "threatfox-recent", "--file", f.to_str().unwrap()]);
-    let (app, _) = app(default_config("http://127.0.0.1:1", &data), t0());
-    // Remus's own exclude already keeps it off remus-domains; the all-families list has it.
+    let mut cfg = iocfeed::config::Config::parse("test", &config_text).unwrap();
+    cfg.server.data_dir = data.clone();
+    let (app, _) = app(cfg, t0());
+    // Remus's own exclude already keeps it off remus-domains; three other lists have it.
     assert!(!current(&app, "remus-domains").1.contains("splunkcloud"));
-    let (v_before, cc) = current(&app, "threatfox-botnet-cc-domains");
-    assert!(cc.contains("http-inputs-triad.splunkcloud.com\n"));
+    let holding = ["threatfox-botnet-cc-domains", "all-domains", "all-urls"];
+    let before: Vec<(i64, String)> = holding.iter().map(|l| current(&app, l)).collect();
+    for (l, (_, body)) in holding.iter().zip(&before) {
+        assert!(
+            body.contains("http-inputs-triad.splunkcloud.com"),
+            "{l}: {body}"
+        );
+    }
 
     let out = run(&[
         "allow",
@@ -98,9 +121,15 @@ fn allowlisting_a_name_removes_its_subdomains_everywhere_and_ioc_names_the_entry
         "Splunk Cloud ingest",
     ]);
     assert!(out.starts_with("allowed splunkcloud.com\n"), "{out}");
-    let (v_after, cc) = current(&app, "threatfox-botnet-cc-domains");
-    assert_eq!(v_after, v_before + 1, "one new version");
-    assert!(!cc.contains("splunkcloud"), "{cc}");
+    for (l, (v, _)) in holding.iter().zip(&before) {
+        let (v_after, body) = current(&app, l);
+        assert_eq!(v_after, v + 1, "{l}: one new version");
+        assert!(!body.contains("splunkcloud"), "{l}: {body}");
+        // What is not allowed stays.
+        if *l != "all-urls" {
+            assert!(body.contains("c2.evil-remus.example\n"), "{l}: {body}");
+        }
+    }
     for l in &app.config.lists {
         let st = app.store().unwrap();
         if let Some(v) = store::latest_version(&st.conn, &l.name).unwrap() {
@@ -251,6 +280,8 @@ fn aged_iocs_leave_every_list_in_one_new_version() {
     .unwrap();
     let (v1, txt) = current(&app, "remus-domains");
     assert_eq!(txt.lines().count(), 151);
+    let (cc1, cc) = current(&app, "threatfox-botnet-cc-domains");
+    assert_eq!(cc, txt, "the all-families C2 list holds the same domains");
 
     // 91 days after the old ones' last activity (max_age_days = 90), but not the fresh one's.
     clock.set(Utc.with_ymd_and_hms(2026, 9, 30, 1, 0, 0).unwrap());
@@ -270,6 +301,8 @@ fn aged_iocs_leave_every_list_in_one_new_version() {
     assert_eq!(v2, v1 + 1, "one new version");
     // fresh.… was last active 81.6 days ago: it stays.
     assert_eq!(txt, "fresh.remus-c2.example\nfresh2.remus-c2.example\n");
+    // Every list, in one new version each.
+    assert_eq!(current(&app, "threatfox-botnet-cc-domains"), (cc1 + 1, txt));
     let st = app.store().unwrap();
     let v = iocfeed::lookup::lookup(&st.conn, &app.config, "old-7.remus-c2.example", app.now())
         .unwrap();
@@ -317,19 +350,36 @@ fn the_safety_brake_holds_an_empty_pull_and_a_mass_removal_until_forced() {
     .unwrap();
     let (v1, before) = current(&app, "remus-domains");
     assert_eq!(get(server.addr, "/readyz").status, 200);
-    clock.advance(chrono::Duration::minutes(15));
-    let s = app
-        .pull_source(
-            "threatfox-recent",
-            Some(&write(dir.path(), "empty.json", b"{}")),
+    // The held pulls run as `iocfeed pull` from cron would, so their log lines can be read.
+    let pull_cli = |source: &str, file: &Path, now: &str| {
+        let out = bin()
+            .args(["pull", source, "--file"])
+            .arg(file)
+            .env("IOCFEED_DATA_DIR", &data)
+            .env("IOCFEED_NOW", now)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        (
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
         )
-        .unwrap();
-    assert!(s
-        .held
-        .as_deref()
-        .unwrap()
-        .contains("returned no indicators after a pull of 8000"));
+    };
+    clock.advance(chrono::Duration::minutes(15));
+    let (_, log) = pull_cli(
+        "threatfox-recent",
+        &write(dir.path(), "empty.json", b"{}"),
+        "2026-07-10T12:15:00Z",
+    );
+    assert!(
+        log.contains("WARN")
+            && log.contains(
+                "pull held by the safety brake: returned no indicators after a pull of 8000"
+            ),
+        "{log}"
+    );
     assert_eq!(current(&app, "remus-domains"), (v1, before.clone()));
+    assert_eq!(get(server.addr, "/lists/remus-domains.txt").text(), before);
     let r = get(server.addr, "/readyz");
     assert_eq!(r.status, 503);
     assert!(
@@ -365,17 +415,31 @@ fn the_safety_brake_holds_an_empty_pull_and_a_mass_removal_until_forced() {
     // source brake lets that through) but would remove two thirds of the 4,000 Remus entries. Held.
     let third: Vec<Value> = reports.iter().take(1300).chain(&others).cloned().collect();
     clock.advance(chrono::Duration::minutes(15));
-    let s = app
-        .pull_source(
-            "threatfox-full",
-            Some(&write(dir.path(), "full.json", &export(&third))),
-        )
+    let (_, log) = pull_cli(
+        "threatfox-full",
+        &write(dir.path(), "full.json", &export(&third)),
+        "2026-07-10T12:30:00Z",
+    );
+    assert!(
+        log.contains("withdrawn=2700") && log.contains("held=remus-domains"),
+        "{log}"
+    );
+    assert!(
+        log.contains("WARN")
+            && log.contains("publish held by the safety brake: would remove 2700 of 4000 entries")
+            && log.contains("iocfeed publish remus-domains --force"),
+        "{log}"
+    );
+    let sources: Value = serde_json::from_slice(&get(server.addr, "/sources").body).unwrap();
+    let full = sources
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "threatfox-full")
         .unwrap();
-    assert_eq!(s.withdrawn, 2700);
-    let held = s.lists.iter().find(|o| o.list == "remus-domains").unwrap();
     assert_eq!(
-        held.held.as_deref(),
-        Some("would remove 2700 of 4000 entries (68% > 50%)")
+        full["lists_held"],
+        json!([{"list": "remus-domains", "reason": "would remove 2700 of 4000 entries (68% > 50%)"}])
     );
     assert_eq!(current(&app, "remus-domains"), (v1, before.clone()));
     let served = get(server.addr, "/lists/remus-domains.txt");

@@ -347,14 +347,19 @@ async fn sources(
     let app = st.app.clone();
     let res = st
         .read(move |conn| {
+            let holds = store::holds(conn).map_err(|e| e.to_string())?;
             cfg.sources
                 .iter()
                 .map(|s| {
                     let state = store::source_state(conn, &s.name).map_err(|e| e.to_string())?;
-                    let hold = store::holds(conn)
-                        .map_err(|e| e.to_string())?
-                        .into_iter()
-                        .find(|h| h.scope == crate::pull::source_scope(&s.name));
+                    let scope = crate::pull::source_scope(&s.name);
+                    let hold = holds.iter().find(|h| h.scope == scope);
+                    // List holds that this source's latest pull set (the per-list brake).
+                    let lists_held: Vec<_> = holds
+                        .iter()
+                        .filter(|h| h.scope.starts_with("list:") && Some(h.since) == state.last_attempt)
+                        .map(|h| json!({"list": &h.scope["list:".len()..], "reason": h.reason}))
+                        .collect();
                     let samples =
                         store::reject_samples(conn, &s.name, 5).map_err(|e| e.to_string())?;
                     Ok(json!({
@@ -373,6 +378,7 @@ async fn sources(
                         "rejects": state.rejects,
                         "rejected_samples": samples,
                         "hold": hold.map(|h| json!({"reason": h.reason, "since": iso(h.since)})),
+                        "lists_held": lists_held,
                         "next_pull": app.next_pull(&s.name).map(iso),
                         "stale": crate::scheduler::is_stale(&s.schedule, state.last_success, app.clock.now()),
                     }))
