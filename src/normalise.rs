@@ -228,8 +228,9 @@ fn check_domain(name: &str) -> Result<(), Reject> {
     if SPECIAL_TLDS.contains(&tld) {
         return Err(Reject::SpecialUse);
     }
-    // An all-numeric dotted name that did not parse as an address (e.g. `1.2.3`) is not a domain either.
-    if name.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+    // A name whose last label is a number is an IPv4 address to every URL parser and to inet_aton
+    // (`0x7f.1`, `10.0.0.0x1`, `1.2.3`, even `evil.1`): never a domain.
+    if ends_in_number(name) {
         return Err(Reject::IpLiteral);
     }
     if let Some(suffix) = psl::suffix(name.as_bytes()) {
@@ -238,6 +239,21 @@ fn check_domain(name: &str) -> Result<(), Reject> {
         }
     }
     Ok(())
+}
+
+/// The WHATWG URL "ends in a number" test: the last label (one trailing dot ignored) is all decimal digits, or
+/// `0x`/`0X` followed by hex digits (none at all included). Such a host is parsed as an IPv4 address, in
+/// decimal, octal or hex, with one to four parts.
+fn ends_in_number(name: &str) -> bool {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    let last = name.rsplit('.').next().unwrap_or("");
+    if !last.is_empty() && last.bytes().all(|b| b.is_ascii_digit()) {
+        return true;
+    }
+    match last.strip_prefix("0x").or_else(|| last.strip_prefix("0X")) {
+        Some(hex) => hex.bytes().all(|b| b.is_ascii_hexdigit()),
+        None => false,
+    }
 }
 
 /// True when `name` is exactly what [`domain`] would store.
@@ -464,6 +480,36 @@ mod tests {
         assert_eq!(domain("1.2.3"), Err(Reject::IpLiteral));
         assert_eq!(domain("[2001:db8::1]"), Err(Reject::InvalidCharacter));
         assert_eq!(domain("x.com.."), Err(Reject::EmptyLabel));
+    }
+
+    #[test]
+    fn numeric_last_label_is_an_ip_literal() {
+        for v in [
+            "0x7f.0.0.1",
+            "0x7f.1",
+            "0xa.0.0.1",
+            "10.0.0.0x1",
+            "192.168.0x1.1",
+            "evil.1",
+            "a.123",
+            "A.0X1F",
+            "evil.0x",
+            "1.2.3",
+            "x.2130706433.",
+        ] {
+            assert_eq!(domain(v), Err(Reject::IpLiteral), "{v}");
+            assert!(!is_valid_domain(&v.to_ascii_lowercase()), "{v}");
+        }
+        // A label that merely starts with digits or `0x` is a name.
+        for v in [
+            "evil.1x.com",
+            "0x7f.com",
+            "x.0xg1.com",
+            "1.2.3.4.example-c2.net",
+            "123.com",
+        ] {
+            assert_eq!(domain(v).as_deref(), Ok(v), "{v}");
+        }
     }
 
     #[test]
