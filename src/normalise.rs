@@ -324,6 +324,9 @@ fn reserved_v4(ip: Ipv4Addr) -> bool {
         || (a == 192 && b == 168)                   // RFC 1918
         || (a == 192 && b == 0 && c == 0)           // IETF protocol assignments
         || (a == 192 && b == 0 && c == 2)           // TEST-NET-1
+        || (a == 192 && b == 31 && c == 196)        // AS112-v4, RFC 7535
+        || (a == 192 && b == 52 && c == 193)        // AMT, RFC 7450
+        || (a == 192 && b == 175 && c == 48)        // AS112 direct delegation, RFC 7534
         || (a == 192 && b == 88 && c == 99)         // 6to4 relay anycast (deprecated)
         || (a == 198 && (b == 18 || b == 19))       // benchmarking
         || (a == 198 && b == 51 && c == 100)        // TEST-NET-2
@@ -331,10 +334,17 @@ fn reserved_v4(ip: Ipv4Addr) -> bool {
         || a >= 224 // multicast, reserved, broadcast
 }
 
+/// IPv6 special-purpose ranges (IANA registry). Every range that embeds an IPv4 address is refused whole,
+/// whatever that address: IPv4-compatible `::/96`, SIIT `::ffff:0:0:0/96`, NAT64 `64:ff9b::/96` and
+/// `64:ff9b:1::/48`, 6to4 `2002::/16`. Such an address is a translator's or relay's view of an IPv4 host, not
+/// a host of its own: the indicator is the IPv4 address (IPv4-mapped `::ffff:0:0/96` is stored as that, see
+/// [`ip_port`]), and judging the embedded address instead would publish local gateway addresses.
 fn reserved_v6(ip: Ipv6Addr) -> bool {
     let s = ip.segments();
     ip.is_unspecified()
         || ip.is_loopback()
+        || s[..6] == [0, 0, 0, 0, 0, 0xffff] // IPv4-mapped: judged and stored as IPv4, never in this form
+        || s[..6] == [0, 0, 0, 0, 0xffff, 0] // SIIT IPv4-translated ::ffff:0:0:0/96 (RFC 2765)
         || (s[0] & 0xfe00) == 0xfc00 // ULA
         || (s[0] & 0xffc0) == 0xfe80 // link-local
         || (s[0] & 0xff00) == 0xff00 // multicast
@@ -344,7 +354,9 @@ fn reserved_v6(ip: Ipv6Addr) -> bool {
         || (s[0] == 0x0064 && s[1] == 0xff9b) // NAT64 (64:ff9b::/96 and the local-use /48)
         || s[0] == 0x2002 // 6to4: wraps an IPv4 address, private ones included
         || (s[0] & 0xffc0) == 0xfec0 // site-local (deprecated)
-        || (s[0] == 0x0100 && s[1..4] == [0, 0, 0]) // discard-only
+        || (s[0] == 0x0100 && s[1..3] == [0, 0] && s[3] <= 1) // discard-only, dummy prefix (RFC 9780)
+        || (s[0] == 0x2620 && s[1] == 0x004f && s[2] == 0x8000) // AS112 direct delegation, RFC 7534
+        || s[0] == 0x5f00 // SRv6 SIDs, RFC 9602
         || (s[0] == 0x2001 && s[1] < 0x0200) // IETF protocol assignments, Teredo, benchmarking, ORCHID
 }
 
@@ -583,6 +595,57 @@ mod tests {
             ip_port("8.8.8.8").unwrap(),
             ("8.8.8.8".parse().unwrap(), None)
         );
+    }
+
+    #[test]
+    fn special_purpose_addresses() {
+        for v in [
+            // Embedding a private or reserved IPv4 address.
+            "::ffff:0:a00:1",
+            "::ffff:0:7f00:1",
+            "::ffff:127.0.0.1",
+            "::ffff:0:0",
+            "::a00:1",
+            "::808:808",
+            "64:ff9b::a00:1",
+            "64:ff9b:1::a00:1",
+            "2002:c0a8:101::1",
+            // Embedding a public one: the IPv4 address is the indicator.
+            "::ffff:0:808:808",
+            "64:ff9b::808:808",
+            "64:ff9b:1:ffff::808:808",
+            "2002:808:808::1",
+            // AS112, AMT, SRv6, dummy prefix.
+            "192.31.196.1",
+            "192.52.193.7",
+            "192.175.48.6",
+            "[2620:4f:8000::6]:53",
+            "5f00::1",
+            "5f00:ffff::1",
+            "100:0:0:1::1",
+        ] {
+            assert_eq!(ip_port(v), Err(Reject::ReservedAddress), "{v}");
+            // Nor does a renderer take any of them from a database edited by hand.
+            let bare = v.trim_start_matches('[').split(']').next().unwrap();
+            let ip: IpAddr = bare.parse().unwrap();
+            assert!(!is_valid(IocType::Ip, &ip.to_string()), "{v}");
+        }
+        for v in [
+            "192.31.197.1",
+            "192.52.192.1",
+            "192.175.49.1",
+            "2620:4f:8001::1",
+            "5f01::1",
+            "100:0:0:2::1",
+        ] {
+            assert!(ip_port(v).is_ok(), "{v}");
+        }
+        assert_eq!(
+            url("http://[::ffff:0:7f00:1]/"),
+            Err(Reject::ReservedAddress)
+        );
+        assert_eq!(url("https://[5f00::1]/"), Err(Reject::ReservedAddress));
+        assert_eq!(url("https://192.52.193.1/"), Err(Reject::ReservedAddress));
     }
 
     #[test]
