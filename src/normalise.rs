@@ -81,6 +81,7 @@ pub enum Reject {
     BadHash,
     SpecialUse,
     BadLabel,
+    UnknownTld,
 }
 
 impl Reject {
@@ -103,6 +104,7 @@ impl Reject {
             Reject::BadHash => "bad-hash",
             Reject::SpecialUse => "special-use",
             Reject::BadLabel => "bad-label",
+            Reject::UnknownTld => "unknown-tld",
         }
     }
 }
@@ -157,9 +159,27 @@ pub fn invisible(c: char) -> bool {
         | 0x202A..=0x202E | 0x2060..=0x206F | 0x3164 | 0xFE00..=0xFE0F | 0xFEFF | 0xFFA0 | 0xE0000..=0xE0FFF)
 }
 
-/// Top-level names that are never on the public Internet (RFC 6761, RFC 6762, RFC 7686) or that DNS
-/// software treats specially.
-const SPECIAL_TLDS: [&str; 6] = ["localhost", "local", "invalid", "arpa", "onion", "internal"];
+/// Top-level names that are never on the public Internet or that DNS software treats specially: RFC 6761
+/// (`test`, `invalid`, `localhost`), RFC 6762 (`local`), RFC 7686 (`onion`), RFC 9476 (`alt`), ICANN's
+/// 2024 private-use `internal`, `arpa` (reverse zones, `home.arpa` of RFC 8375), and the `localdomain` of
+/// `localhost.localdomain`. A blocklist entry under one of them could only ever match a customer's own hosts.
+const SPECIAL_TLDS: [&str; 9] = [
+    "localhost",
+    "local",
+    "invalid",
+    "test",
+    "arpa",
+    "onion",
+    "alt",
+    "internal",
+    "localdomain",
+];
+
+/// RFC 2606's documentation TLD. Still accepted, as are `example.com`, `example.net` and `example.org`,
+/// although no report naming them can be a real C2: the shared cases (`values.tsv`: `Example.COM.` →
+/// `example.com`) and the test suites use these names as their indicators, and rejecting them waits for those
+/// to move to other names.
+const DOCUMENTATION_TLD: &str = "example";
 
 /// Normalises a domain name: trim, lowercase, one trailing dot removed, IDNA (UTS #46) to punycode, then
 /// strict label checks and the Public Suffix List (private section included).
@@ -232,6 +252,14 @@ fn check_domain(name: &str) -> Result<(), Reject> {
     // (`0x7f.1`, `10.0.0.0x1`, `1.2.3`, even `evil.1`): never a domain.
     if ends_in_number(name) {
         return Err(Reject::IpLiteral);
+    }
+    // A TLD that is not in the root zone (the Public Suffix List's ICANN section lists every one) is a
+    // private namespace (`corp`, `lan`, `home`, `intranet`): its names are a network's internal hosts,
+    // never a public C2.
+    if tld != DOCUMENTATION_TLD
+        && !psl::suffix(tld.as_bytes()).is_some_and(|s| s.typ() == Some(psl::Type::Icann))
+    {
+        return Err(Reject::UnknownTld);
     }
     if let Some(suffix) = psl::suffix(name.as_bytes()) {
         if suffix.as_bytes() == name.as_bytes() {
@@ -519,6 +547,51 @@ mod tests {
             "x.0xg1.com",
             "1.2.3.4.example-c2.net",
             "123.com",
+        ] {
+            assert_eq!(domain(v).as_deref(), Ok(v), "{v}");
+        }
+    }
+
+    #[test]
+    fn special_use_and_private_names() {
+        for v in [
+            "x.test",
+            "x.invalid",
+            "x.localhost",
+            "localhost.localdomain",
+            "x.alt",
+            "x.internal",
+            "x.home.arpa",
+            "x.onion",
+        ] {
+            assert_eq!(domain(v), Err(Reject::SpecialUse), "{v}");
+            assert_eq!(
+                url(&format!("https://{v}/p")),
+                Err(Reject::SpecialUse),
+                "{v}"
+            );
+        }
+        for v in [
+            "x.home",
+            "x.lan",
+            "x.corp",
+            "x.intranet",
+            "printer.mshome",
+            "a.b.zzz-unknown",
+        ] {
+            assert_eq!(domain(v), Err(Reject::UnknownTld), "{v}");
+            assert!(!is_valid_domain(v), "{v}");
+        }
+        // Look-alikes of the reserved names, real TLDs (IDN ones included) and private suffixes stay.
+        for v in [
+            "example.co",
+            "myexample.com",
+            "example.com.evil-c2.net",
+            "test.com",
+            "x.xn--p1ai",
+            "x.co.uk",
+            "fuwabo.workers.dev",
+            "x.zip",
         ] {
             assert_eq!(domain(v).as_deref(), Ok(v), "{v}");
         }
