@@ -402,52 +402,108 @@ pub fn url(raw: &str) -> Result<String, Reject> {
     if u.port() == Some(0) {
         return Err(Reject::BadPort);
     }
-    // One spelling per host: `evil.com.` is `evil.com`, `[::ffff:1.2.3.4]` is `1.2.3.4`. Otherwise an
-    // allow entry or a family exclusion could be dodged by the other spelling.
-    let canonical_host = match u.host() {
-        Some(url::Host::Domain(d)) if d.ends_with('.') => Some(d.trim_end_matches('.').to_string()),
-        Some(url::Host::Ipv6(v6)) => v6.to_ipv4_mapped().map(|v4| v4.to_string()),
-        _ => None,
+    // Special schemes get their host parsed (IDNA, lowercase, IPv4 in any notation); `tcp` and `udp` get an
+    // opaque, percent-encoded host, which is ours to parse the same way.
+    let special = match u.scheme() {
+        "http" | "https" | "ftp" | "ws" | "wss" => true,
+        "tcp" | "udp" => false,
+        _ => return Err(Reject::BadUrl),
     };
-    if let Some(h) = canonical_host {
-        u.set_host(Some(&h)).map_err(|_| Reject::BadUrl)?;
+    // One spelling per host: `evil.com.` is `evil.com`, `[::ffff:1.2.3.4]` is `1.2.3.4`, `tcp://EVIL.com` is
+    // `tcp://evil.com`. Otherwise an allow entry or a family exclusion could be dodged by the other spelling.
+    let host = match u.host() {
+        None => return Err(Reject::BadUrl),
+        Some(url::Host::Ipv4(v4)) => {
+            // The parser reads `010.0.0.1` as 8.0.0.1 and `1.2.3` as 1.2.0.3. Rewriting a report's address
+            // would publish one it never named: only the dotted-quad spelling is taken, as in the ip field.
+            if written_host(s, u.scheme()) != Some(v4.to_string().as_str()) {
+                return Err(Reject::BadAddress);
+            }
+            UrlHost::V4(v4)
+        }
+        Some(url::Host::Ipv6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => UrlHost::V4(v4),
+            None => UrlHost::V6(v6),
+        },
+        Some(url::Host::Domain(d)) if special => {
+            UrlHost::Name(d.strip_suffix('.').unwrap_or(d).to_string())
+        }
+        Some(url::Host::Domain(d)) => {
+            let d = percent_decode(d)
+                .ok_or(Reject::BadUrl)?
+                .to_ascii_lowercase();
+            if ends_in_number(&d) {
+                // What a special scheme would read as IPv4: the dotted quad only, as above.
+                UrlHost::V4(d.parse().map_err(|_| Reject::BadAddress)?)
+            } else {
+                UrlHost::Name(domain(&d)?)
+            }
+        }
+    };
+    let canonical = match &host {
+        UrlHost::V4(v4) => v4.to_string(),
+        UrlHost::V6(v6) => format!("[{v6}]"),
+        UrlHost::Name(n) => n.clone(),
+    };
+    if u.host_str() != Some(canonical.as_str()) {
+        u.set_host(Some(&canonical)).map_err(|_| Reject::BadUrl)?;
     }
     // Credentials in an indicator URL are the victim's or the attacker's secret: never republish them.
     if !u.username().is_empty() || u.password().is_some() {
         let _ = u.set_username("");
         let _ = u.set_password(None);
     }
-    if !matches!(
-        u.scheme(),
-        "http" | "https" | "ftp" | "ws" | "wss" | "tcp" | "udp"
-    ) {
-        return Err(Reject::BadUrl);
-    }
-    match u.host() {
-        Some(url::Host::Domain(d)) => {
-            check_domain(d.strip_suffix('.').unwrap_or(d))?;
-        }
-        Some(url::Host::Ipv4(v4)) => {
-            if reserved_v4(v4) {
-                return Err(Reject::ReservedAddress);
-            }
-        }
-        Some(url::Host::Ipv6(v6)) => {
-            let reserved = match v6.to_ipv4_mapped() {
-                Some(v4) => reserved_v4(v4),
-                None => reserved_v6(v6),
-            };
-            if reserved {
-                return Err(Reject::ReservedAddress);
-            }
-        }
-        None => return Err(Reject::BadUrl),
+    match host {
+        UrlHost::Name(n) => check_domain(&n)?,
+        UrlHost::V4(v4) if reserved_v4(v4) => return Err(Reject::ReservedAddress),
+        UrlHost::V6(v6) if reserved_v6(v6) => return Err(Reject::ReservedAddress),
+        UrlHost::V4(_) | UrlHost::V6(_) => {}
     }
     let out = u.to_string();
     if !is_valid_url(&out) {
         return Err(Reject::InvalidCharacter);
     }
     Ok(out)
+}
+
+/// A URL's host once parsed: an IPv4 address, an IPv6 address that embeds none, or a name.
+enum UrlHost {
+    V4(Ipv4Addr),
+    V6(Ipv6Addr),
+    Name(String),
+}
+
+/// The host exactly as written in a special-scheme URL `s` (already known to parse with `scheme`): after
+/// `scheme://`, up to the first `/`, `\`, `?` or `#`, after the last `@`, before a `:port`. `None` for any
+/// other layout (`http:/x`, `http:\\x`), which then is not taken as the plain spelling of an address.
+fn written_host<'a>(s: &'a str, scheme: &str) -> Option<&'a str> {
+    let (head, rest) = (s.get(..scheme.len())?, s.get(scheme.len()..)?);
+    if !head.eq_ignore_ascii_case(scheme) {
+        return None;
+    }
+    let rest = rest.strip_prefix("://")?;
+    let authority = &rest[..rest.find(['/', '\\', '?', '#']).unwrap_or(rest.len())];
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    Some(host.split_once(':').map_or(host, |(h, _)| h))
+}
+
+/// Undoes `%XX` escapes (an opaque URL host keeps them); `None` for a broken escape or bytes that are not
+/// UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 /// A stored URL is printable ASCII without spaces or quotes (the parser percent-encodes the rest).
@@ -642,6 +698,72 @@ mod tests {
             url("http://user:pass@evil-remus.com/x").unwrap(),
             "http://evil-remus.com/x"
         );
+    }
+
+    #[test]
+    fn url_addresses_only_in_dotted_quad() {
+        for v in [
+            "http://010.0.0.1/",
+            "http://1.2.3/",
+            "http://0x7f.1/",
+            "https://0xa.0.0.1/x",
+            "http://10.0.0.0x1/",
+            "http://192.168.0x1.1/",
+            "http://2130706433/",
+            "http://45.33.32.156./",
+            "http://%34%35.33.32.156/",
+            "http://\u{ff14}5.33.32.156/",
+            "http:/45.33.32.156/",
+            "HTTP://045.33.32.156:8080/",
+            "tcp://0x7f.1/",
+            "tcp://010.0.0.1:4444",
+            "udp://1.2.3:53",
+            "tcp://evil.1/",
+        ] {
+            assert_eq!(url(v), Err(Reject::BadAddress), "{v}");
+        }
+        assert_eq!(
+            url("HTTP://user:pw@45.33.32.156:8080/x").unwrap(),
+            "http://45.33.32.156:8080/x"
+        );
+        assert_eq!(
+            url("http://a@b@45.33.32.156/").unwrap(),
+            "http://45.33.32.156/"
+        );
+        assert_eq!(url("http://10.0.0.1/"), Err(Reject::ReservedAddress));
+        assert_eq!(url("tcp://10.0.0.1:80/"), Err(Reject::ReservedAddress));
+        assert_eq!(
+            url("http://[::ffff:0:7f00:1]/"),
+            Err(Reject::ReservedAddress)
+        );
+        assert_eq!(
+            url("tcp://[::ffff:0:7f00:1]/"),
+            Err(Reject::ReservedAddress)
+        );
+    }
+
+    #[test]
+    fn non_special_url_hosts_are_normalised_like_the_rest() {
+        for (v, want) in [
+            ("tcp://EVIL-c2.COM:4444/", "tcp://evil-c2.com:4444/"),
+            ("tcp://evil-c2.com.:4444", "tcp://evil-c2.com:4444"),
+            ("udp://45.33.32.156:53", "udp://45.33.32.156:53"),
+            (
+                "tcp://M%C3%BCnchen-Bank.de/x",
+                "tcp://xn--mnchen-bank-thb.de/x",
+            ),
+            ("tcp://münchen-bank.de/x", "tcp://xn--mnchen-bank-thb.de/x"),
+            ("tcp://[2a01:4f8::1]:443", "tcp://[2a01:4f8::1]:443"),
+            ("tcp://[::ffff:45.33.32.156]:443", "tcp://45.33.32.156:443"),
+        ] {
+            assert_eq!(url(v).as_deref(), Ok(want), "{v}");
+        }
+        assert_eq!(url("tcp://x.lan/"), Err(Reject::UnknownTld));
+        assert_eq!(url("tcp://co.uk/"), Err(Reject::PublicSuffix));
+        assert_eq!(url("tcp://x.local:1/"), Err(Reject::SpecialUse));
+        assert_eq!(url("tcp://ev%0ail.com/"), Err(Reject::InvalidCharacter));
+        assert_eq!(url("tcp://evil.com%zz/"), Err(Reject::BadUrl));
+        assert_eq!(url("tcp://x%2a.com/"), Err(Reject::InvalidCharacter));
     }
 
     #[test]
