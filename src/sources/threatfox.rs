@@ -385,15 +385,20 @@ fn parse_bool(s: &str) -> bool {
     matches!(s.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes")
 }
 
-/// ThreatFox times: `2026-07-14 08:19:50`, sometimes with ` UTC`; RFC 3339 is accepted too.
+/// The span of believable report times: 2000-01-01T00:00:00Z to 9999-12-31T23:59:59Z.
+const REPORT_TIMES: std::ops::RangeInclusive<i64> = 946_684_800..=253_402_300_799;
+
+/// ThreatFox times: `2026-07-14 08:19:50`, sometimes with ` UTC`; RFC 3339 is accepted too. A time before
+/// 2000 or after year 9999 (`0000-01-01 00:00:00`, `-262143-…`) is no time at all and is treated like an
+/// unparseable one: the field is absent. Stored, it would be the IOC's first_seen forever (the earliest
+/// wins) and make every STIX bundle invalid (year ≤ 0) or every time unprintable.
 pub fn parse_time(s: &str) -> Option<i64> {
     let s = s.trim().trim_end_matches(" UTC");
-    if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S") {
-        return Some(t.and_utc().timestamp());
-    }
-    chrono::DateTime::parse_from_rfc3339(s)
-        .ok()
-        .map(|t| t.timestamp())
+    let t = match chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S") {
+        Ok(t) => t.and_utc().timestamp(),
+        Err(_) => chrono::DateTime::parse_from_rfc3339(s).ok()?.timestamp(),
+    };
+    REPORT_TIMES.contains(&t).then_some(t)
 }
 
 // ----------------------------------------------------------------------------------------------------- CSV
@@ -592,6 +597,27 @@ fn csv_report(c: &Columns, row: &[String]) -> Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_outside_2000_to_9999_are_absent() {
+        for t in [
+            "-0001-01-01 00:00:00",
+            "0000-01-01 00:00:00",
+            "-262143-01-01 00:00:00",
+            "+262142-12-31 23:59:59",
+            "1999-12-31 23:59:59",
+            "1970-01-01 00:00:00 UTC",
+            "0001-01-01T00:00:00Z",
+            "10000-01-01 00:00:00",
+            "9999-12-31T23:59:59-01:00",
+            "not a time",
+        ] {
+            assert_eq!(parse_time(t), None, "{t}");
+        }
+        assert_eq!(parse_time("2000-01-01 00:00:00"), Some(946_684_800));
+        assert_eq!(parse_time("9999-12-31 23:59:59 UTC"), Some(253_402_300_799));
+        assert_eq!(parse_time("2026-04-12T04:49:28Z"), Some(1775969368));
+    }
 
     fn collect(input: &str) -> Result<Vec<Row>, ParseError> {
         let mut out = Vec::new();
