@@ -165,6 +165,8 @@ fn api_answers_land_with_their_fields() {
             "{e}"
         );
     }
+    // Every STIX version this test published passes the OASIS validator.
+    validate_every_stix(&app, dir.path());
 }
 
 #[test]
@@ -221,6 +223,8 @@ fn a_text_feed_corroborates_threatfox() {
         .as_array()
         .unwrap()
         .contains(&json!("remus-domains")));
+    // Every STIX version this test published passes the OASIS validator.
+    validate_every_stix(&app, dir.path());
 }
 
 #[test]

@@ -150,6 +150,8 @@ fn allowlisting_a_name_removes_its_subdomains_everywhere_and_ioc_names_the_entry
     assert!(current(&app, "threatfox-botnet-cc-domains")
         .1
         .contains("http-inputs-triad.splunkcloud.com\n"));
+    // Every STIX version this test published passes the OASIS validator.
+    validate_every_stix(&app, dir.path());
 }
 
 #[test]
@@ -307,6 +309,8 @@ fn aged_iocs_leave_every_list_in_one_new_version() {
     let v = iocfeed::lookup::lookup(&st.conn, &app.config, "old-7.remus-c2.example", app.now())
         .unwrap();
     assert_eq!(v["status"], "aged");
+    // Every STIX version this test published passes the OASIS validator.
+    validate_every_stix(&app, dir.path());
 }
 
 #[test]
@@ -477,6 +481,8 @@ fn the_safety_brake_holds_an_empty_pull_and_a_mass_removal_until_forced() {
         5300
     );
     assert_eq!(get(server.addr, "/readyz").status, 200);
+    // Every STIX version this test published passes the OASIS validator.
+    validate_every_stix(&app, dir.path());
 }
 
 /// The first full dump has no earlier dump to be compared with: what it would withdraw is the measure. A

@@ -146,6 +146,8 @@ fn duplicates_in_one_export_render_once() {
             "*.{d}"
         );
     }
+    // Every STIX version this test published passes the OASIS validator.
+    validate_every_stix(&app, dir.path());
 }
 
 #[test]
@@ -179,6 +181,8 @@ fn ip_triggers_have_prefix_lengths_and_zz() {
         current(&app, "remus-ips", "txt"),
         "2a01:4f8:c17:1::1\n45.192.105.203\n"
     );
+    // Every STIX version this test published passes the OASIS validator.
+    validate_every_stix(&app, dir.path());
 }
 
 #[test]
@@ -281,6 +285,8 @@ fn csv_cells_never_start_a_formula() {
         }
     }
     assert!(csv.contains("'=HYPERLINK"), "{csv}");
+    // Every STIX version this test published passes the OASIS validator.
+    validate_every_stix(&app, dir.path());
 }
 
 #[test]
@@ -296,6 +302,8 @@ fn compromised_sites_get_no_wildcard() {
     assert!(zone.contains("\nwww.victim-bakery.example CNAME .\n"));
     assert!(!zone.contains("*.www.victim-bakery.example"));
     assert!(zone.contains("\nc2.remus-evil.example CNAME .\n*.c2.remus-evil.example CNAME .\n"));
+    // Every STIX version this test published passes the OASIS validator.
+    validate_every_stix(&app, dir.path());
 }
 
 #[test]
@@ -356,6 +364,8 @@ fn withdrawn_from_a_full_dump_leaves_every_list_but_not_from_the_recent_export()
     let v = iocfeed::lookup::lookup(&st.conn, &app.config, "deleted.remus-c2.example", app.now())
         .unwrap();
     assert_eq!(v["status"], "withdrawn");
+    // Every STIX version this test published passes the OASIS validator.
+    validate_every_stix(&app, dir.path());
 }
 
 #[test]
@@ -379,4 +389,6 @@ fn the_family_report_keeps_feed_text_inert() {
     // The whole feed text sits in one code span: no link or image syntax outside it, pipes escaped.
     assert!(row.contains("| `botnet_cc](javascript:alert(1)) [click me](https://phish.example/login) ![x](https://tracker.example/p.png) \\| col` |"), "{row}");
     assert_eq!(row.matches(" | ").count(), 4, "five cells: {row}");
+    // Every STIX version this test published passes the OASIS validator.
+    validate_every_stix(&app, dir.path());
 }

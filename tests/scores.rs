@@ -137,6 +137,8 @@ fn each_score_term_with_a_set_clock() {
     assert_eq!(lookup(&app, "plain.remus-score.example")["score"], 28);
     // Decay, corroboration and the compromised factor multiply: 80 × 0.5^1.5 × 0.5 = 14.14 → 14.
     assert_eq!(lookup(&app, "hijacked.remus-score.example")["score"], 14);
+    // Every STIX version this test published passes the OASIS validator.
+    validate_every_stix(&app, dir.path());
 }
 
 fn list(toml: &str) -> ListConfig {
@@ -213,6 +215,8 @@ fn min_score_and_max_entries_change_membership() {
         txt("top2"),
         "a.remus-score.example\nd.remus-score.example\n"
     );
+    // Every STIX version this test published passes the OASIS validator.
+    validate_every_stix(&app, dir.path());
 }
 
 #[test]

@@ -335,6 +335,36 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Writes every retained STIX version of every list of `app` into `dir` and validates them all (when the
+/// validator is installed); returns how many were checked.
+#[allow(dead_code)]
+pub fn validate_every_stix(app: &App, dir: &Path) -> usize {
+    if !have_tool("stix2_validator") {
+        return 0;
+    }
+    let st = app.store().unwrap();
+    let mut files = Vec::new();
+    for l in app
+        .config
+        .lists
+        .iter()
+        .filter(|l| l.formats.contains(&iocfeed::config::Format::Stix))
+    {
+        for ver in iocfeed::store::versions(&st.conn, &l.name).unwrap() {
+            let a = iocfeed::store::artifact(&st.conn, &l.name, ver.version, "stix")
+                .unwrap()
+                .unwrap();
+            let f = dir.join(format!("{}-v{}.stix.json", l.name, ver.version));
+            std::fs::write(&f, a.body).unwrap();
+            files.push(f);
+        }
+    }
+    if !files.is_empty() {
+        validate_stix(&files);
+    }
+    files.len()
+}
+
 /// Runs the OASIS STIX 2.1 validator on `files`; every one must be valid.
 pub fn validate_stix(files: &[std::path::PathBuf]) {
     let out = Command::new("stix2_validator")
