@@ -56,6 +56,11 @@ pub enum ParseError {
 /// The longest CSV line read; a longer one is an error, not an allocation.
 pub const MAX_LINE: usize = 1 << 20;
 
+/// The most lines one CSV record may span (quoted fields holding line breaks); a record that runs on
+/// further is an error, like one longer than [`MAX_LINE`]: no indicator feed has a field of a thousand
+/// lines, and past an unbalanced quote the reader cannot tell where the record ends.
+pub const MAX_RECORD_LINES: usize = 1000;
+
 /// Reads the next line into `buf`: at most [`MAX_LINE`] bytes, valid UTF-8, line ending removed; None at
 /// the end of the input.
 pub fn next_line<'b, R: BufRead>(
@@ -99,7 +104,17 @@ pub fn next_record<R: BufRead>(
     if record.starts_with('#') {
         return Ok(Some(record));
     }
-    while record.matches('"').count() % 2 == 1 {
+    // Whether a quoted field is open: the parity of the quotes so far, kept up line by line (each line's
+    // quotes are counted once, so a record of many lines costs its length, not its length squared).
+    let odd_quotes = |s: &str| s.bytes().filter(|b| *b == b'"').count() % 2 == 1;
+    let mut open = odd_quotes(&record);
+    let start = *n;
+    while open {
+        if *n + 1 - start >= MAX_RECORD_LINES {
+            return Err(format!(
+                "line {start}: a quoted field runs on past {MAX_RECORD_LINES} lines"
+            ));
+        }
         *n += 1;
         let Some(more) = next_line(r, buf, *n)? else {
             break; // unterminated at the end: the caller's parser reports it
@@ -110,6 +125,7 @@ pub fn next_record<R: BufRead>(
                 *n
             ));
         }
+        open ^= odd_quotes(more);
         record.push('\n');
         record.push_str(more);
     }
