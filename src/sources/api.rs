@@ -6,9 +6,10 @@ use std::io::{BufRead, BufReader};
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use std::path::Path;
 
-use serde_json::{json, Value};
+use serde_json::json;
 
-use super::threatfox::{json_report, Capped, ParseError, Row};
+use super::json;
+use super::threatfox::{BadRow, Capped, ParseError, Row};
 use crate::config::{ApiQuery, Config, SourceConfig};
 
 /// The request bodies of one pull: (tag for the temporary file, JSON body).
@@ -65,7 +66,7 @@ pub fn read_answer(
         ));
     }
     let mut callback_error = None;
-    let mut de = serde_json::Deserializer::from_reader(r);
+    let mut de = serde_json::Deserializer::from_reader(BufReader::new(json::Guard::new(r)));
     let seen = Fields {
         f,
         err: &mut callback_error,
@@ -121,10 +122,13 @@ impl<'de> Visitor<'de> for Fields<'_> {
             match key.as_str() {
                 "query_status" => {
                     status = Some(
-                        map.next_value::<Value>()?
-                            .as_str()
-                            .unwrap_or("?")
-                            .to_string(),
+                        match map.next_value_seed(json::ScalarSeed {
+                            cap: 256,
+                            list: false,
+                        })? {
+                            json::Scalar::Str(s) => s,
+                            _ => "?".into(),
+                        },
                     )
                 }
                 "data" => {
@@ -169,18 +173,21 @@ impl<'de> Visitor<'de> for Records<'_> {
     }
     fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<usize, S::Error> {
         let mut n = 0;
-        while let Some(item) = seq.next_element::<Value>()? {
+        while let Some(item) = seq.next_element_seed(json::ReportSeed)? {
             n += 1;
             // A record without an id is its own value's report (as for text lists), never a made-up id
             // that another answer could reuse.
-            let row = match item
-                .get("id")
-                .map(|x| x.to_string().trim_matches('"').to_string())
-            {
-                Some(id) if !id.is_empty() && id != "null" => json_report(&id, &item),
-                _ => json_report("", &item).map(|mut r| {
-                    r.report_id = None;
-                    r
+            let row = match item {
+                json::Entry::Report(r) => match r.own_id() {
+                    Some(id) => r.into_row(&id),
+                    None => r.into_row("").map(|mut r| {
+                        r.report_id = None;
+                        r
+                    }),
+                },
+                json::Entry::Other(v) => Err(BadRow {
+                    reason: "bad-row",
+                    raw: format!(": {v}"),
                 }),
             };
             if let Err(e) = (self.f)(row) {

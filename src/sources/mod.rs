@@ -3,5 +3,6 @@
 
 pub mod api;
 pub mod fetch;
+pub mod json;
 pub mod text;
 pub mod threatfox;

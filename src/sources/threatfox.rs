@@ -6,8 +6,9 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek};
 use std::path::Path;
 
-use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
-use serde_json::Value;
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+
+use super::json;
 
 /// One upstream report of one indicator, as ThreatFox published it (before normalisation).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -260,12 +261,14 @@ pub fn read_stream<R: BufRead>(
 
 // ---------------------------------------------------------------------------------------------------- JSON
 
+/// Reads an export object: one key (IOC id) at a time, and under it one report at a time, each handed to
+/// `f` as soon as it is read. Nothing of the input is held beyond the report being read (see [`json`]).
 fn read_json<R: Read>(
     r: R,
     f: &mut dyn FnMut(Row) -> Result<(), String>,
 ) -> Result<(), ParseError> {
     let mut callback_error = None;
-    let mut de = serde_json::Deserializer::from_reader(r);
+    let mut de = serde_json::Deserializer::from_reader(io::BufReader::new(json::Guard::new(r)));
     let seed = Entries {
         f,
         err: &mut callback_error,
@@ -296,108 +299,130 @@ impl<'de> Visitor<'de> for Entries<'_> {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(id) = map.next_key::<String>()? {
-            let v: Value = map.next_value()?;
-            let rows: Vec<Row> = match v {
-                // One report per id is the export's shape; any further ones get ids of their own, so
-                // that no report overwrites another.
-                Value::Array(items) => items
-                    .iter()
-                    .enumerate()
-                    .map(|(n, i)| match n {
-                        0 => json_report(&id, i),
-                        n => json_report(&format!("{id}#{n}"), i).map(|mut r| {
-                            r.report_id = Some(format!("{id}#{n}"));
-                            r
-                        }),
-                    })
-                    .collect(),
-                Value::Object(_) => vec![json_report(&id, &v)],
-                Value::String(s) if id == "query_status" => {
-                    return Err(de::Error::custom(format!(
-                        "upstream said query_status {s:?}"
-                    )))
-                }
-                other => vec![Err(BadRow {
-                    reason: "bad-row",
-                    raw: format!("{id}: {other}"),
-                })],
-            };
-            for row in rows {
-                if let Err(e) = (self.f)(row) {
-                    *self.err = Some(e.clone());
-                    return Err(de::Error::custom(e));
-                }
-            }
+            map.next_value_seed(Reports {
+                id: &id,
+                f: &mut *self.f,
+                err: &mut *self.err,
+            })?;
         }
         Ok(())
     }
 }
 
-fn json_str(v: &Value, key: &str) -> Option<String> {
-    match v.get(key)? {
-        Value::String(s) if !s.is_empty() && s != "None" => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Array(a) => {
-            let parts: Vec<String> = a
-                .iter()
-                .filter_map(|x| x.as_str().map(str::to_string))
-                .collect();
-            (!parts.is_empty()).then(|| parts.join(","))
-        }
-        _ => None,
-    }
+/// The value under one IOC id: an array of reports (streamed), one report, or something that is not.
+struct Reports<'a> {
+    id: &'a str,
+    f: &'a mut dyn FnMut(Row) -> Result<(), String>,
+    err: &'a mut Option<String>,
 }
 
-pub fn json_report(id: &str, v: &Value) -> Row {
-    if !v.is_object() {
-        return Err(BadRow {
+impl Reports<'_> {
+    fn send<E: de::Error>(&mut self, row: Row) -> Result<(), E> {
+        (self.f)(row).map_err(|e| {
+            *self.err = Some(e.clone());
+            de::Error::custom(e)
+        })
+    }
+
+    fn other<E: de::Error>(mut self, v: json::Scalar) -> Result<(), E> {
+        let raw = format!("{}: {}", self.id, v.sketch());
+        self.send(Err(BadRow {
             reason: "bad-row",
-            raw: format!("{id}: {v}"),
-        });
-    }
-    let value = json_str(v, "ioc_value")
-        .or_else(|| json_str(v, "ioc"))
-        .unwrap_or_default();
-    Ok(Report {
-        report_id: json_str(v, "id").or_else(|| Some(id.to_string())),
-        value,
-        ioc_type: json_str(v, "ioc_type").unwrap_or_default(),
-        threat_type: json_str(v, "threat_type"),
-        malware: json_str(v, "malware").or_else(|| json_str(v, "fk_malware")),
-        malware_printable: json_str(v, "malware_printable"),
-        malware_alias: json_str(v, "malware_alias"),
-        first_seen: json_str(v, "first_seen_utc")
-            .or_else(|| json_str(v, "first_seen"))
-            .and_then(|s| parse_time(&s)),
-        last_seen: json_str(v, "last_seen_utc")
-            .or_else(|| json_str(v, "last_seen"))
-            .and_then(|s| parse_time(&s)),
-        confidence: v.get("confidence_level").and_then(parse_confidence_value),
-        is_compromised: match v.get("is_compromised") {
-            Some(Value::Bool(b)) => *b,
-            Some(Value::String(s)) => parse_bool(s),
-            Some(Value::Number(n)) => n.as_i64() == Some(1),
-            _ => false,
-        },
-        reference: json_str(v, "reference"),
-        tags: json_str(v, "tags"),
-        reporter: json_str(v, "reporter"),
-    })
-}
-
-fn parse_confidence_value(v: &Value) -> Option<u8> {
-    match v {
-        Value::Number(n) => n.as_u64().filter(|n| *n <= 100).map(|n| n as u8),
-        Value::String(s) => parse_confidence(s),
-        _ => None,
+            raw,
+        }))
     }
 }
 
-fn parse_confidence(s: &str) -> Option<u8> {
+impl<'de> DeserializeSeed<'de> for Reports<'_> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Reports<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an array of reports")
+    }
+    fn visit_seq<S: SeqAccess<'de>>(mut self, mut seq: S) -> Result<(), S::Error> {
+        // One report per id is the export's shape; any further ones get ids of their own, so that no
+        // report overwrites another.
+        let mut n = 0usize;
+        while let Some(entry) = seq.next_element_seed(json::ReportSeed)? {
+            let id = match n {
+                0 => self.id.to_string(),
+                n => format!("{}#{n}", self.id),
+            };
+            let row = match entry {
+                json::Entry::Report(r) if n == 0 => r.into_row(&id),
+                json::Entry::Report(r) => r.into_row(&id).map(|mut r| {
+                    r.report_id = Some(id.clone());
+                    r
+                }),
+                json::Entry::Other(v) => Err(BadRow {
+                    reason: "bad-row",
+                    raw: format!("{id}: {v}"),
+                }),
+            };
+            self.send(row)?;
+            n += 1;
+        }
+        Ok(())
+    }
+    fn visit_map<M: MapAccess<'de>>(mut self, map: M) -> Result<(), M::Error> {
+        let row = match json::ReportSeed.visit_map(map)? {
+            json::Entry::Report(r) => r.into_row(self.id),
+            json::Entry::Other(v) => Err(BadRow {
+                reason: "bad-row",
+                raw: format!("{}: {v}", self.id),
+            }),
+        };
+        self.send(row)
+    }
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<(), E> {
+        if self.id == "query_status" {
+            let shown: String = s.chars().take(64).collect();
+            return Err(de::Error::custom(format!(
+                "upstream said query_status {shown:?}"
+            )));
+        }
+        self.other(
+            json::ScalarSeed {
+                cap: 80,
+                list: false,
+            }
+            .visit_str(s)?,
+        )
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        self.other(json::Scalar::Null)
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
+        self.other(json::Scalar::Bool(v))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
+        self.other(json::Scalar::Num(v.to_string()))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
+        self.other(json::Scalar::Num(v.to_string()))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        self.other(
+            json::ScalarSeed {
+                cap: 0,
+                list: false,
+            }
+            .visit_f64(v)?,
+        )
+    }
+}
+
+pub(crate) fn parse_confidence(s: &str) -> Option<u8> {
     s.trim().parse::<u8>().ok().filter(|n| *n <= 100)
 }
 
-fn parse_bool(s: &str) -> bool {
+pub(crate) fn parse_bool(s: &str) -> bool {
     matches!(s.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes")
 }
 
