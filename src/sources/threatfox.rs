@@ -118,6 +118,7 @@ pub fn next_record<R: BufRead>(
         }
         *n += 1;
         let Some(more) = next_line(r, buf, *n)? else {
+            *n -= 1; // no such line
             break; // unterminated at the end: the caller's parser reports it
         };
         if record.len() + more.len() >= MAX_LINE {
