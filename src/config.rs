@@ -77,6 +77,9 @@ pub struct ServerConfig {
     /// Who may use the views that span every list; see [`Config::views_access`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access: Option<Access>,
+    /// Who may start a pull with `POST /admin/pull/{source}`; unset, the route is off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<Access>,
 }
 
 impl Default for ServerConfig {
@@ -89,6 +92,7 @@ impl Default for ServerConfig {
             request_timeout_secs: default_request_timeout(),
             header_timeout_secs: default_header_timeout(),
             access: None,
+            admin: None,
         }
     }
 }
@@ -783,6 +787,26 @@ impl Config {
         if let Some(Err((k, m))) = self.server.access.as_ref().map(Access::check) {
             return Err(err(server_access_line(text), format!("server.{k}"), m));
         }
+        match &self.server.admin {
+            Some(Access::Public) => {
+                return Err(err(
+                    server_key_line(text, "admin"),
+                    "server.admin".into(),
+                    "the admin routes cannot be public: give tokens, basic or allow_from".into(),
+                ))
+            }
+            Some(a) => {
+                if let Err((k, m)) = a.check() {
+                    let k = k.replacen("access", "admin", 1);
+                    return Err(err(
+                        server_key_line(text, "admin"),
+                        format!("server.{k}"),
+                        m,
+                    ));
+                }
+            }
+            None => {}
+        }
         if url::Url::parse(&self.threatfox.base_url).is_err() {
             return Err(err(
                 line_of_key(text, "base_url"),
@@ -1169,6 +1193,16 @@ impl Config {
             message: format!("environment variable {var} is not set: no client could fetch {whom}"),
         };
         let mut out = Vec::new();
+        if let Some(a) = &self.server.admin {
+            for (what, var) in a.unset_env() {
+                out.push(problem(
+                    server_key_line(text, "admin"),
+                    format!("server.admin.{what}"),
+                    var,
+                    "POST /admin/pull".into(),
+                ));
+            }
+        }
         if let Some(a) = &self.server.access {
             for (what, var) in a.unset_env() {
                 let line = server_access_line(text);
@@ -1230,12 +1264,17 @@ fn line_of(text: &str, offset: usize) -> usize {
 /// The line of `key` in the table whose `name = "value"` is on line `name_line` (else that line).
 /// The line of `access` in `[server]`.
 fn server_access_line(text: &str) -> usize {
+    server_key_line(text, "access")
+}
+
+/// The line of `key` in `[server]`.
+fn server_key_line(text: &str, key: &str) -> usize {
     let header = text
         .lines()
         .position(|l| l.trim() == "[server]")
         .map(|i| i + 1)
         .unwrap_or(0);
-    line_in_table(text, header, "access")
+    line_in_table(text, header, key)
 }
 
 fn line_in_table(text: &str, name_line: usize, key: &str) -> usize {

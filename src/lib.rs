@@ -42,6 +42,20 @@ pub struct App {
     next_pulls: std::sync::Mutex<std::collections::BTreeMap<String, i64>>,
     /// Counters for `/metrics`.
     pub counters: metrics::Counters,
+    /// Sources being pulled by this process now: one pull at a time per source.
+    pulling: std::sync::Mutex<std::collections::BTreeSet<String>>,
+}
+
+/// A pull of one source in progress in this process; the source is free again when it is dropped.
+pub struct Pulling<'a> {
+    app: &'a App,
+    source: String,
+}
+
+impl Drop for Pulling<'_> {
+    fn drop(&mut self) {
+        self.app.pulling.lock().unwrap().remove(&self.source);
+    }
 }
 
 impl App {
@@ -53,6 +67,7 @@ impl App {
             data_dir,
             next_pulls: Default::default(),
             counters: Default::default(),
+            pulling: Default::default(),
         }
     }
 
@@ -77,12 +92,27 @@ impl App {
         store::Store::open(&self.data_dir)
     }
 
-    /// Pulls one configured source now, from its URL or from `file`.
+    /// True while this process pulls `source`.
+    pub fn is_pulling(&self, source: &str) -> bool {
+        self.pulling.lock().unwrap().contains(source)
+    }
+
+    /// Pulls one configured source now, from its URL or from `file`. A second pull of a source this
+    /// process is already pulling waits for the first (the scheduler and `POST /admin/pull` share this).
     pub fn pull_source(
         &self,
         name: &str,
         file: Option<&Path>,
     ) -> Result<pull::Summary, pull::PullError> {
+        let _pulling = loop {
+            if self.pulling.lock().unwrap().insert(name.to_string()) {
+                break Pulling {
+                    app: self,
+                    source: name.to_string(),
+                };
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
         let source = self.config.source(name).ok_or_else(|| pull::PullError {
             source_name: name.to_string(),
             url: String::new(),

@@ -237,6 +237,11 @@ fn quiet_config_mistakes_are_refused_with_key_and_line() {
             "exclude.toml:3: family[0].exclude: \"com\" is a public suffix",
         ),
         (
+            "admin.toml",
+            "[server]\nadmin = \"public\"\n".to_string(),
+            "admin.toml:2: server.admin: the admin routes cannot be public",
+        ),
+        (
             "noname.toml",
             "[[family]]\nname = \"\"\n".to_string(),
             "noname.toml:2: family[0].name: a family needs a name",

@@ -465,3 +465,71 @@ fn restricted_lists_need_a_token_a_user_or_the_right_network() {
     // A list token opens its list, not the views.
     assert_eq!(get(a, "/families?token=t0ken-abc").status, 401);
 }
+
+/// `POST /admin/pull/{source}` starts a pull with the `[server] admin` credentials; off when unset.
+#[test]
+fn admin_pull_starts_a_pull_with_the_admin_token() {
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let feed = dir.path().join("inhouse.txt");
+    std::fs::write(&feed, "c2-admin.evil-host.xyz\n").unwrap();
+    let mut cfg = default_config("http://127.0.0.1:1", &dir.path().join("data"));
+    cfg.sources.push(
+        toml::from_str(&format!(
+            "name = \"inhouse\"\nkind = \"text\"\nschedule = \"0 4 * * *\"\nurl = {:?}\n",
+            url::Url::from_file_path(&feed).unwrap().to_string()
+        ))
+        .unwrap(),
+    );
+    let (off, _) = app(cfg.clone(), chrono::Utc::now());
+    let server = TestServer::start(off);
+    let r = request(server.addr, "POST", "/admin/pull/inhouse", &[]);
+    assert_eq!(r.status, 403);
+    assert!(r.text().contains("set [server] admin"), "{}", r.text());
+    drop(server);
+
+    cfg.server.admin = Some(
+        toml::from_str::<toml::Value>("admin = { tokens = [\"adm1n-t0ken\"] }").unwrap()["admin"]
+            .clone()
+            .try_into()
+            .unwrap(),
+    );
+    let (app, _) = app(cfg, chrono::Utc::now());
+    app.store().unwrap();
+    let server = TestServer::start(app.clone());
+    let a = server.addr;
+    assert_eq!(request(a, "POST", "/admin/pull/inhouse", &[]).status, 401);
+    assert_eq!(
+        request(
+            a,
+            "POST",
+            "/admin/pull/inhouse",
+            &[("Authorization", "Bearer nope")]
+        )
+        .status,
+        401
+    );
+    assert_eq!(get(a, "/admin/pull/inhouse?token=adm1n-t0ken").status, 405);
+    let auth = [("Authorization", "Bearer adm1n-t0ken")];
+    assert_eq!(request(a, "POST", "/admin/pull/nosuch", &auth).status, 404);
+    let r = request(a, "POST", "/admin/pull/inhouse", &auth);
+    assert_eq!(r.status, 202, "{}", r.text());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let s: serde_json::Value = serde_json::from_slice(&get(a, "/sources").body).unwrap();
+        let inhouse = s
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == "inhouse")
+            .unwrap()
+            .clone();
+        if inhouse["result"] == "ok" {
+            assert_eq!(inhouse["accepted"], 1);
+            break;
+        }
+        assert!(Instant::now() < deadline, "{inhouse}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(app.never_pulled("threatfox-recent"));
+}

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde_json::json;
 
@@ -35,6 +35,7 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
         .route("/readyz", get(readyz))
+        .route("/admin/pull/{source}", post(admin_pull))
         .fallback(|| async { not_found("no such route") })
         .with_state(state)
 }
@@ -655,4 +656,47 @@ async fn family_report(
         Ok(md) => ([(header::CONTENT_TYPE, "text/markdown; charset=utf-8")], md).into_response(),
         Err(e) => server_error(e),
     }
+}
+
+/// `POST /admin/pull/{source}`: starts a pull of `source` now (`[server] admin` credentials). Answers 202
+/// at once (a full dump takes longer than a request may); `/sources` shows the result. 409 while this
+/// server is already pulling it.
+async fn admin_pull(
+    State(st): St,
+    Path(source): Path<String>,
+    peer: Option<Extension<Peer>>,
+    Query(q): Query<TokenQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(admin) = st.app.config.server.admin.clone() else {
+        return (
+            StatusCode::FORBIDDEN,
+            "forbidden: the admin routes are off; set [server] admin to open them\n",
+        )
+            .into_response();
+    };
+    if let Some(refusal) = Caller::new(peer, headers, q).refuse_access(&admin, "this route") {
+        return refusal;
+    }
+    if st.app.config.source(&source).is_none() {
+        return not_found(&format!("no source named {source:?}"));
+    }
+    if st.app.is_pulling(&source) {
+        return (
+            StatusCode::CONFLICT,
+            format!("a pull of {source} is already running\n"),
+        )
+            .into_response();
+    }
+    let app = st.app.clone();
+    let name = source.clone();
+    tokio::task::spawn_blocking(move || {
+        tracing::info!(source = %name, "pull requested over HTTP");
+        let _ = app.pull_source_logged(&name);
+    });
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({"source": source, "started": true})),
+    )
+        .into_response()
 }
