@@ -505,4 +505,28 @@ fn a_pull_of_data_older_than_max_age_warns_about_the_clock() {
     );
     let right = pull("right", "2026-07-09T10:00:00Z");
     assert!(!right.contains("older than max_age_days"), "{right}");
+
+    // For log shippers: one JSON object per line, the same message in it.
+    let out = bin()
+        .args(["pull", "threatfox-recent", "--file"])
+        .arg(&file)
+        .env("IOCFEED_DATA_DIR", dir.path().join("json"))
+        .env("IOCFEED_NOW", "2027-06-01T00:00:00Z")
+        .env("IOCFEED_LOG_FORMAT", "json")
+        .output()
+        .unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    let lines: Vec<serde_json::Value> = err
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let warn = lines
+        .iter()
+        .find(|l| l["level"] == "WARN")
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(warn["fields"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("older than max_age_days (90)"));
+    assert_eq!(warn["fields"]["source"], "threatfox-recent");
 }
