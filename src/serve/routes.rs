@@ -6,7 +6,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
 use serde_json::json;
 
 use super::access::{self, Decision, Peer};
@@ -108,22 +108,43 @@ struct TokenQuery {
     token: Option<String>,
 }
 
-/// Who is asking: the connection's address, the headers, and any `?token=`.
+/// Who is asking: the connection's address, the headers, and any `?token=`. An extractor, so that every
+/// route that checks access takes it in one argument.
 struct Caller {
     peer: Option<std::net::IpAddr>,
     headers: HeaderMap,
     token: Option<String>,
 }
 
-impl Caller {
-    fn new(peer: Option<Extension<Peer>>, headers: HeaderMap, q: TokenQuery) -> Caller {
-        Caller {
-            peer: peer.map(|Extension(Peer(ip))| ip),
-            headers,
-            token: q.token,
-        }
-    }
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Caller {
+    type Rejection = std::convert::Infallible;
 
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Caller, Self::Rejection> {
+        // A query that does not parse has no token: the request is then simply unauthenticated.
+        let token = parts
+            .uri
+            .query()
+            .and_then(query_token)
+            .filter(|t| !t.is_empty());
+        Ok(Caller {
+            peer: parts.extensions.get::<Peer>().map(|Peer(ip)| *ip),
+            headers: parts.headers.clone(),
+            token,
+        })
+    }
+}
+
+/// The `token` parameter of a query string.
+fn query_token(query: &str) -> Option<String> {
+    Query::<TokenQuery>::try_from_uri(&format!("/?{query}").parse().ok()?)
+        .ok()
+        .and_then(|Query(q)| q.token)
+}
+
+impl Caller {
     /// The refusal for a list this caller may not fetch, if any (SPEC §10.4).
     fn refuse(&self, list: &crate::config::ListConfig) -> Option<Response> {
         self.refuse_access(&list.access, "this list")
@@ -168,14 +189,7 @@ impl Caller {
     }
 }
 
-async fn current(
-    State(st): St,
-    Path(file): Path<String>,
-    peer: Option<Extension<Peer>>,
-    Query(q): Query<TokenQuery>,
-    headers: HeaderMap,
-) -> Response {
-    let caller = Caller::new(peer, headers, q);
+async fn current(State(st): St, Path(file): Path<String>, caller: Caller) -> Response {
     let Some((name, fmt)) = split_file(&file) else {
         return not_found(&format!(
             "{file:?} is not LIST.FORMAT (formats: txt, hosts, rpz, csv, json, stix, kql, edl)"
@@ -187,11 +201,8 @@ async fn current(
 async fn versioned(
     State(st): St,
     Path((name, file)): Path<(String, String)>,
-    peer: Option<Extension<Peer>>,
-    Query(q): Query<TokenQuery>,
-    headers: HeaderMap,
+    caller: Caller,
 ) -> Response {
-    let caller = Caller::new(peer, headers, q);
     // Exactly `v` and the decimal number: `v01` or `v+1` would be a second URL for the same immutable bytes.
     let parsed = split_file(&file).and_then(|(v, fmt)| {
         v.strip_prefix('v')
@@ -301,17 +312,11 @@ async fn current_version(st: &Arc<ServerState>, name: &str) -> i64 {
     .unwrap_or(0)
 }
 
-async fn versions(
-    State(st): St,
-    Path(name): Path<String>,
-    peer: Option<Extension<Peer>>,
-    Query(q): Query<TokenQuery>,
-    headers: HeaderMap,
-) -> Response {
+async fn versions(State(st): St, Path(name): Path<String>, caller: Caller) -> Response {
     let Some(list) = st.app.config.list(&name) else {
         return not_found(&format!("no list named {name:?}"));
     };
-    if let Some(refusal) = Caller::new(peer, headers, q).refuse(list) {
+    if let Some(refusal) = caller.refuse(list) {
         return refusal;
     }
     let res = st
@@ -335,13 +340,8 @@ async fn versions(
     }
 }
 
-async fn sources(
-    State(st): St,
-    peer: Option<Extension<Peer>>,
-    Query(q): Query<TokenQuery>,
-    headers: HeaderMap,
-) -> Response {
-    if let Some(refusal) = Caller::new(peer, headers, q).refuse_views(&st.app.config) {
+async fn sources(State(st): St, caller: Caller) -> Response {
+    if let Some(refusal) = caller.refuse_views(&st.app.config) {
         return refusal;
     }
     let cfg = st.app.config.clone();
@@ -461,18 +461,11 @@ async fn readyz(State(st): St) -> Response {
 #[derive(serde::Deserialize)]
 struct IocQuery {
     value: Option<String>,
-    token: Option<String>,
 }
 
 /// `GET /iocs?value=V`: the lookup of `iocfeed ioc`.
-async fn iocs(
-    State(st): St,
-    peer: Option<Extension<Peer>>,
-    Query(q): Query<IocQuery>,
-    headers: HeaderMap,
-) -> Response {
-    let token = TokenQuery { token: q.token };
-    if let Some(refusal) = Caller::new(peer, headers, token).refuse_views(&st.app.config) {
+async fn iocs(State(st): St, Query(q): Query<IocQuery>, caller: Caller) -> Response {
+    if let Some(refusal) = caller.refuse_views(&st.app.config) {
         return refusal;
     }
     let Some(value) = q.value.filter(|v| !v.is_empty() && v.len() <= 2048) else {
@@ -496,7 +489,6 @@ async fn iocs(
 struct DiffQuery {
     from: Option<i64>,
     to: Option<i64>,
-    token: Option<String>,
 }
 
 /// `GET /lists/{name}/diff?from=N[&to=M]`: what changed between two retained versions.
@@ -504,16 +496,12 @@ async fn diff(
     State(st): St,
     Path(name): Path<String>,
     Query(q): Query<DiffQuery>,
-    peer: Option<Extension<Peer>>,
-    headers: HeaderMap,
+    caller: Caller,
 ) -> Response {
     let Some(list) = st.app.config.list(&name) else {
         return not_found(&format!("no list named {name:?}"));
     };
-    let token = TokenQuery {
-        token: q.token.clone(),
-    };
-    if let Some(refusal) = Caller::new(peer, headers, token).refuse(list) {
+    if let Some(refusal) = caller.refuse(list) {
         return refusal;
     }
     let Some(from) = q.from else {
@@ -592,13 +580,8 @@ async fn metrics(State(st): St) -> Response {
 }
 
 /// `GET /families`: the tracked families, their current IOC count, and the report URL.
-async fn families(
-    State(st): St,
-    peer: Option<Extension<Peer>>,
-    Query(q): Query<TokenQuery>,
-    headers: HeaderMap,
-) -> Response {
-    if let Some(refusal) = Caller::new(peer, headers, q).refuse_views(&st.app.config) {
+async fn families(State(st): St, caller: Caller) -> Response {
+    if let Some(refusal) = caller.refuse_views(&st.app.config) {
         return refusal;
     }
     let app = st.app.clone();
@@ -630,14 +613,8 @@ async fn families(
 }
 
 /// `GET /families/{name}/report.md`: the seed-style hunting page, from live data.
-async fn family_report(
-    State(st): St,
-    Path(name): Path<String>,
-    peer: Option<Extension<Peer>>,
-    Query(q): Query<TokenQuery>,
-    headers: HeaderMap,
-) -> Response {
-    if let Some(refusal) = Caller::new(peer, headers, q).refuse_views(&st.app.config) {
+async fn family_report(State(st): St, Path(name): Path<String>, caller: Caller) -> Response {
+    if let Some(refusal) = caller.refuse_views(&st.app.config) {
         return refusal;
     }
     let Some(family) = st.app.config.family(&name).cloned() else {
@@ -661,13 +638,7 @@ async fn family_report(
 /// `POST /admin/pull/{source}`: starts a pull of `source` now (`[server] admin` credentials). Answers 202
 /// at once (a full dump takes longer than a request may); `/sources` shows the result. 409 while this
 /// server is already pulling it.
-async fn admin_pull(
-    State(st): St,
-    Path(source): Path<String>,
-    peer: Option<Extension<Peer>>,
-    Query(q): Query<TokenQuery>,
-    headers: HeaderMap,
-) -> Response {
+async fn admin_pull(State(st): St, Path(source): Path<String>, caller: Caller) -> Response {
     let Some(admin) = st.app.config.server.admin.clone() else {
         return (
             StatusCode::FORBIDDEN,
@@ -675,7 +646,7 @@ async fn admin_pull(
         )
             .into_response();
     };
-    if let Some(refusal) = Caller::new(peer, headers, q).refuse_access(&admin, "this route") {
+    if let Some(refusal) = caller.refuse_access(&admin, "this route") {
         return refusal;
     }
     if st.app.config.source(&source).is_none() {
