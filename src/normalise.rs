@@ -253,11 +253,11 @@ fn check_domain(name: &str) -> Result<(), Reject> {
     if ends_in_number(name) {
         return Err(Reject::IpLiteral);
     }
-    // A TLD that is not in the root zone (the Public Suffix List's ICANN section lists every one) is a
-    // private namespace (`corp`, `lan`, `home`, `intranet`): its names are a network's internal hosts,
-    // never a public C2.
-    if tld != DOCUMENTATION_TLD
-        && !psl::suffix(tld.as_bytes()).is_some_and(|s| s.typ() == Some(psl::Type::Icann))
+    // A TLD that is not in the root zone is a private namespace (`corp`, `lan`, `home`, `intranet`): its
+    // names are a network's internal hosts, never a public C2. The Public Suffix List has a rule for every
+    // delegated TLD, but some only below it (`co.za`, `com.np`, `*.ck`): the name's own suffix must match a
+    // rule, not fall through to the list's default.
+    if tld != DOCUMENTATION_TLD && !psl::suffix(name.as_bytes()).is_some_and(|s| s.typ().is_some())
     {
         return Err(Reject::UnknownTld);
     }
@@ -646,6 +646,15 @@ mod tests {
             "test.com",
             "x.xn--p1ai",
             "x.co.uk",
+            // TLDs whose list rules are only below them.
+            "clickagolf.co.za",
+            "legacyhotel.com.np",
+            "evil.co.ck",
+            "evil.com.mm",
+            "evil.com.er",
+            "evil.co.fk",
+            "evil.com.jm",
+            "evil.com.pg",
             "fuwabo.workers.dev",
             "x.zip",
         ] {
