@@ -190,6 +190,7 @@ fn run_inner(
         full,
         summary: &mut summary,
         newest_first_seen: None,
+        oldest_first_seen: None,
         newest_activity: None,
         db_error: None,
     };
@@ -223,6 +224,7 @@ fn run_inner(
     }
     parsed.map_err(|e| e.to_string())?;
     let newest_first_seen = sink.newest_first_seen;
+    let oldest_first_seen = sink.oldest_first_seen;
     let newest_activity = sink.newest_activity;
     drop(temps);
     let scope = source_scope(&source.name);
@@ -250,8 +252,10 @@ fn run_inner(
         summary.withdrawn =
             store::withdraw_unseen(&tx, &source.name, now).map_err(|e| e.to_string())?;
     } else if full {
-        // Only what the dump could have held is withdrawn: reports first seen before it was made.
-        if let Some(dump_time) = newest_first_seen {
+        // Only what the dump could have held is withdrawn: reports first seen within the span it covers,
+        // from its oldest report to its newest (when it was made). A recent export imported as the dump by
+        // mistake covers two days, and withdraws nothing older.
+        if let (Some(since), Some(dump_time)) = (oldest_first_seen, newest_first_seen) {
             let upstream = source.upstream();
             let siblings: Vec<String> = cfg
                 .sources
@@ -259,13 +263,13 @@ fn run_inner(
                 .filter(|s| s.upstream() == upstream)
                 .map(|s| s.name.clone())
                 .collect();
-            let held_before =
-                store::count_withdrawable(&tx, &siblings, dump_time).map_err(|e| e.to_string())?;
-            summary.withdrawn = store::withdraw_missing(&tx, &siblings, dump_time, now)
+            let held_before = store::count_withdrawable(&tx, &siblings, since, dump_time)
                 .map_err(|e| e.to_string())?;
-            // The first full dump has no earlier dump to compare with, and a recent export imported as the
-            // dump by mistake is not smaller than one: what it would withdraw is the measure. A real dump
-            // withdraws the few false positives ThreatFox deleted, never most of what it held.
+            summary.withdrawn = store::withdraw_missing(&tx, &siblings, since, dump_time, now)
+                .map_err(|e| e.to_string())?;
+            // The first full dump has no earlier dump to compare with: what it would withdraw is the
+            // measure. A real dump withdraws the few false positives ThreatFox deleted, never most of what
+            // it could have held.
             if !released && summary.withdrawn >= 10 && summary.withdrawn * 2 > held_before {
                 let reason = format!(
                     "would withdraw {} of the {held_before} reports its upstream held",
@@ -345,6 +349,7 @@ struct Sink<'a> {
     full: bool,
     summary: &'a mut Summary,
     newest_first_seen: Option<i64>,
+    oldest_first_seen: Option<i64>,
     /// The latest first or last seen of an accepted report: is any of this pull recent enough to list?
     newest_activity: Option<i64>,
     db_error: Option<String>,
@@ -365,6 +370,10 @@ impl Sink<'_> {
                 report.last_seen = report.last_seen.map(|t| t.min(now));
                 if self.full {
                     self.newest_first_seen = self.newest_first_seen.max(report.first_seen);
+                    if let Some(t) = report.first_seen {
+                        self.oldest_first_seen =
+                            Some(self.oldest_first_seen.map_or(t, |o| o.min(t)));
+                    }
                 }
                 match normalise::normalise(&report.ioc_type, &report.value) {
                     Ok(ind) => {

@@ -576,34 +576,41 @@ pub fn artifact_sizes(
 // ------------------------------------------------------------------------------------------ withdrawal
 
 /// Withdraws every report of `upstream`'s sources (`sources`) that a full dump could have held but did not:
-/// first reported at or before `dump_time`, and with a report id absent from `seen` (a temp table of ids).
-/// Returns how many reports were withdrawn.
+/// first reported within the dump's span (`since` ..= `dump_time`), and with a report id absent from `seen`
+/// (a temp table of ids). Returns how many reports were withdrawn.
 pub fn withdraw_missing(
     tx: &Connection,
     sources: &[String],
+    since: i64,
     dump_time: i64,
     now: i64,
 ) -> Result<usize> {
     let mut n = 0;
     for s in sources {
         n += tx.execute(
-            "UPDATE report SET withdrawn_at = ?3
-             WHERE source = ?1 AND withdrawn_at IS NULL AND first_seen IS NOT NULL AND first_seen <= ?2
+            "UPDATE report SET withdrawn_at = ?4
+             WHERE source = ?1 AND withdrawn_at IS NULL AND first_seen BETWEEN ?2 AND ?3
                AND report_id NOT IN (SELECT report_id FROM temp.seen_report)",
-            params![s, dump_time, now],
+            params![s, since, dump_time, now],
         )?;
     }
     Ok(n)
 }
 
-/// How many live reports of `sources` a dump made at `dump_time` could have held (see [`withdraw_missing`]).
-pub fn count_withdrawable(tx: &Connection, sources: &[String], dump_time: i64) -> Result<usize> {
+/// How many live reports of `sources` a dump spanning `since` ..= `dump_time` could have held (see
+/// [`withdraw_missing`]).
+pub fn count_withdrawable(
+    tx: &Connection,
+    sources: &[String],
+    since: i64,
+    dump_time: i64,
+) -> Result<usize> {
     let mut n = 0;
     for s in sources {
         n += tx.query_row(
             "SELECT count(*) FROM report
-             WHERE source = ?1 AND withdrawn_at IS NULL AND first_seen IS NOT NULL AND first_seen <= ?2",
-            params![s, dump_time],
+             WHERE source = ?1 AND withdrawn_at IS NULL AND first_seen BETWEEN ?2 AND ?3",
+            params![s, since, dump_time],
             |r| r.get::<_, i64>(0),
         )? as usize;
     }

@@ -511,23 +511,53 @@ fn a_first_full_dump_that_would_withdraw_most_is_held() {
     .unwrap();
     let before = current(&app, "remus-domains");
     assert_eq!(before.1.lines().count(), 60);
-    // The "dump" holds one newer report: 60 older reports would go.
+    // A recent export imported as the dump by mistake covers its own two days only: it withdraws nothing
+    // first seen before its oldest report.
     clock.advance(chrono::Duration::hours(1));
+    let recent_only = write(
+        dir.path(),
+        "recent-only.json",
+        &export(&[report(
+            998,
+            "c2-recent.remus-first.example",
+            "Remus",
+            100,
+            "2026-07-11 08:00:00",
+        )]),
+    );
+    let s = app
+        .pull_source("threatfox-full", Some(&recent_only))
+        .unwrap();
+    assert!(s.held.is_none());
+    assert_eq!(s.withdrawn, 0);
+    assert_eq!(current(&app, "remus-domains").1.lines().count(), 61);
+    let before = current(&app, "remus-domains");
+
+    // A "dump" that reaches back past them but holds none of them: 60 reports would go.
     let one = write(
         dir.path(),
         "one.json",
-        &export(&[report(
-            999,
-            "c2-new.remus-first.example",
-            "Remus",
-            100,
-            "2026-07-11 09:00:00",
-        )]),
+        &export(&[
+            report(
+                997,
+                "c2-old.remus-first.example",
+                "Remus",
+                100,
+                "2026-07-01 09:00:00",
+            ),
+            report(
+                999,
+                "c2-new.remus-first.example",
+                "Remus",
+                100,
+                "2026-07-11 09:00:00",
+            ),
+        ]),
     );
     let s = app.pull_source("threatfox-full", Some(&one)).unwrap();
     assert_eq!(
         s.held.as_deref().unwrap().split(';').next(),
-        Some("would withdraw 60 of the 61 reports its upstream held")
+        Some("would withdraw 61 of the 63 reports its upstream held")
     );
     assert_eq!(s.withdrawn, 0);
     // Nothing changed: not the list, not the new report (the held pull's transaction was rolled back).
@@ -536,7 +566,7 @@ fn a_first_full_dump_that_would_withdraw_most_is_held() {
     let n: i64 = st
         .conn
         .query_row(
-            "SELECT count(*) FROM report WHERE withdrawn_at IS NOT NULL OR report_id LIKE '%999%'",
+            "SELECT count(*) FROM report WHERE withdrawn_at IS NOT NULL OR report_id LIKE '%99%' AND report_id NOT LIKE '%998%'",
             [],
             |r| r.get(0),
         )
@@ -567,10 +597,10 @@ fn a_first_full_dump_that_would_withdraw_most_is_held() {
     );
     let s = app.pull_source("threatfox-full", Some(&one)).unwrap();
     assert!(s.held.is_none());
-    assert_eq!(s.withdrawn, 60);
+    assert_eq!(s.withdrawn, 61);
     assert_eq!(
         current(&app, "remus-domains").1,
-        "c2-new.remus-first.example\n"
+        "c2-new.remus-first.example\nc2-old.remus-first.example\n"
     );
 }
 
