@@ -279,3 +279,49 @@ fn kql_splits_25000_domains_into_three_blocks() {
     assert_eq!(total, 25_000);
     assert!(kql.contains("DnsEvents\n| where Name has_any (malicious_domains_1) or Name has_any (malicious_domains_2) or Name has_any (malicious_domains_3)\n"));
 }
+
+/// Entries ranked out by `max_entries` are still eligible: the cut moving (new higher scores, decay) is not
+/// a feed removing them, so the safety brake lets it through.
+#[test]
+fn a_max_entries_cut_that_moves_is_not_held_by_the_brake() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = Utc.with_ymd_and_hms(2026, 7, 10, 10, 0, 0).unwrap();
+    let mut cfg = default_config("http://127.0.0.1:1", dir.path());
+    cfg.lists.push(list(
+        "name = \"top100\"\ntypes = [\"domain\"]\nmax_entries = 100\nformats = [\"txt\"]\n",
+    ));
+    let (app, clock) = app(cfg, t);
+    let weak: Vec<Value> = (0..300)
+        .map(|i| {
+            report(
+                i,
+                &format!("weak-{i:03}.remus-cut.example"),
+                50,
+                "2026-07-10 09:00:00",
+                false,
+            )
+        })
+        .collect();
+    pull(&app, dir.path(), "threatfox-recent", &weak);
+    let st = app.store().unwrap();
+    let v1 = store::latest_version(&st.conn, "top100").unwrap().unwrap();
+    assert_eq!(v1.entries, 100);
+    // 100 stronger reports take every place: 100% of the list changes, none of it removed by a feed.
+    clock.set(t + chrono::Duration::minutes(15));
+    let strong: Vec<Value> = (0..100)
+        .map(|i| {
+            report(
+                1000 + i,
+                &format!("strong-{i:03}.remus-cut.example"),
+                100,
+                "2026-07-10 10:00:00",
+                false,
+            )
+        })
+        .collect();
+    pull(&app, dir.path(), "threatfox-recent", &strong);
+    let v2 = store::latest_version(&st.conn, "top100").unwrap().unwrap();
+    assert_eq!(v2.version, v1.version + 1);
+    assert!(v2.members.lines().all(|m| m.starts_with("strong-")));
+    assert!(store::holds(&st.conn).unwrap().is_empty());
+}

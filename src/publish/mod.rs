@@ -88,12 +88,14 @@ fn entry_host(t: IocType, value: &str) -> Option<String> {
 }
 
 /// A list's entries at one moment, and the values left out for reasons that are not the feed's doing
-/// (ageing, the allowlist): the safety brake does not count those as removals.
+/// (ageing, the allowlist, the `max_entries` cut): the safety brake does not count those as removals.
 #[derive(Debug, Default)]
 pub struct Selection {
     pub entries: Vec<Entry>,
     pub aged: HashSet<String>,
     pub allowed: HashSet<String>,
+    /// Eligible, but ranked below `max_entries`: the cut moves as scores decay, which is no feed's doing.
+    pub capped: HashSet<String>,
 }
 
 /// Selects the entries of `list` at time `now`, sorted by value.
@@ -200,9 +202,10 @@ pub fn select(
             out.push(e);
         })?;
     }
+    let mut capped = HashSet::new();
     if list.max_entries > 0 && out.len() > list.max_entries {
         out.sort_by(|a, b| b.score.cmp(&a.score).then_with(|| a.value.cmp(&b.value)));
-        out.truncate(list.max_entries);
+        capped.extend(out.drain(list.max_entries..).map(|e| e.value));
     }
     out.sort_by(|a, b| a.value.cmp(&b.value).then(a.ioc_type.cmp(&b.ioc_type)));
     out.dedup_by(|a, b| a.value == b.value);
@@ -210,6 +213,7 @@ pub fn select(
         entries: out,
         aged,
         allowed,
+        capped,
     })
 }
 
@@ -385,7 +389,12 @@ fn brake(list: &ListConfig, prev: &VersionRow, sel: &Selection) -> Option<String
     let removed = prev
         .members
         .lines()
-        .filter(|v| !now.contains(v) && !sel.aged.contains(*v) && !sel.allowed.contains(*v))
+        .filter(|v| {
+            !now.contains(v)
+                && !sel.aged.contains(*v)
+                && !sel.allowed.contains(*v)
+                && !sel.capped.contains(*v)
+        })
         .count();
     let ratio = removed as f64 / prev.entries as f64;
     (ratio > list.max_removal_ratio).then(|| {
