@@ -105,9 +105,9 @@ pub fn lookup(conn: &Connection, cfg: &Config, raw: &str, now: i64) -> Result<Va
     let allow = Allowlist::load(conn, &cfg.allowlist.entries).map_err(|e| e.to_string())?;
     let allowed_by = allow.find(ind.ioc_type, &ind.value).cloned();
     let activity = score::activity(
-        row.first_seen,
-        row.last_seen,
-        sightings.iter().map(|s| s.pulled_last),
+        sightings
+            .iter()
+            .map(|s| (s.first_seen, s.last_seen, s.pulled_last)),
     );
     let reports = cfg.independent_reports(
         live.iter()

@@ -6,8 +6,8 @@
 //!   corroboration = 1 + 0.1 × min(reports − 1, 5)      (each further report or source: +10 %, at most +50 %)
 //!   compromised   = compromised_factor if the IOC is a hijacked legitimate site, else 1
 //! ```
-//! Last activity is the latest of first_seen and last_seen (when upstream gave neither, the last pull that
-//! saw the IOC).
+//! Last activity is the latest first_seen or last_seen of any report (when no report gave either, the last
+//! pull that saw the IOC).
 
 use serde::Serialize;
 
@@ -24,18 +24,17 @@ pub struct ScoreTerms {
     pub score: u8,
 }
 
-/// Last activity: the latest of first_seen and last_seen, or (upstream gave neither) the last time a pull
-/// saw the IOC.
-pub fn activity(
-    first_seen: Option<i64>,
-    last_seen: Option<i64>,
-    last_pulled: impl Iterator<Item = i64>,
-) -> i64 {
-    first_seen
-        .into_iter()
-        .chain(last_seen)
-        .max()
-        .unwrap_or_else(|| last_pulled.max().unwrap_or(0))
+/// Last activity: the latest first_seen or last_seen any report gave, or (no report gave either) the last
+/// time a pull saw the IOC. Taken over the reports, not the merged first_seen (the earliest): a report
+/// dated years back, from any source, must not age out what other reports saw yesterday.
+pub fn activity(reports: impl Iterator<Item = (Option<i64>, Option<i64>, i64)>) -> i64 {
+    let mut seen = None;
+    let mut pulled = 0;
+    for (first, last, pulled_last) in reports {
+        seen = seen.max(first).max(last);
+        pulled = pulled.max(pulled_last);
+    }
+    seen.unwrap_or(pulled)
 }
 
 /// True when an IOC last active at `activity` has aged out of every list.

@@ -313,6 +313,67 @@ fn aged_iocs_leave_every_list_in_one_new_version() {
     validate_every_stix(&app, dir.path());
 }
 
+/// A report dated years back, from any source, does not age out what other reports saw recently: the
+/// merged first_seen is the earliest, but activity is the latest any report gave.
+#[test]
+fn a_backdated_report_from_another_source_does_not_age_an_ioc_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = default_config("http://127.0.0.1:1", &dir.path().join("data"));
+    let feed = write(
+        dir.path(),
+        "old.csv",
+        b"v,first\nc2-fresh.remus-old.example,2001-01-01 00:00:00\n",
+    );
+    cfg.sources.push(
+        toml::from_str(&format!(
+            "name = \"backdated\"\nkind = \"csv\"\nschedule = \"0 4 * * *\"\nconfidence = 10\nurl = {:?}\ncolumns = {{ value = \"v\", first_seen = \"first\" }}\n",
+            url::Url::from_file_path(&feed).unwrap().to_string()
+        ))
+        .unwrap(),
+    );
+    let (app, _) = app(cfg, t0());
+    app.pull_source(
+        "threatfox-recent",
+        Some(&write(
+            dir.path(),
+            "x.json",
+            &export(&[report(
+                1,
+                "c2-fresh.remus-old.example",
+                "Remus",
+                100,
+                "2026-07-10 10:00:00",
+            )]),
+        )),
+    )
+    .unwrap();
+    assert_eq!(
+        current(&app, "remus-domains").1,
+        "c2-fresh.remus-old.example\n"
+    );
+    let s = app.pull_source("backdated", None).unwrap();
+    assert_eq!(s.accepted, 1);
+    assert_eq!(
+        current(&app, "remus-domains").1,
+        "c2-fresh.remus-old.example\n"
+    );
+    let st = app.store().unwrap();
+    let v = iocfeed::lookup::lookup(
+        &st.conn,
+        &app.config,
+        "c2-fresh.remus-old.example",
+        app.now(),
+    )
+    .unwrap();
+    assert_eq!(v["first_seen"], "2001-01-01T00:00:00Z");
+    assert_eq!(v["status"], "active");
+    assert_eq!(
+        v["score_terms"]["age_days"].as_f64().map(|d| d < 1.0),
+        Some(true),
+        "{v}"
+    );
+}
+
 #[test]
 fn the_safety_brake_holds_an_empty_pull_and_a_mass_removal_until_forced() {
     let dir = tempfile::tempdir().unwrap();

@@ -139,9 +139,9 @@ pub fn select(
                 return;
             }
             let activity = score::activity(
-                c.first_seen,
-                c.last_seen,
-                c.reports.iter().map(|r| r.pulled_last),
+                c.reports
+                    .iter()
+                    .map(|r| (r.first_seen, r.last_seen, r.pulled_last)),
             );
             if score::is_aged(&cfg.scoring, activity, now) {
                 aged.insert(c.value.clone());
