@@ -533,3 +533,62 @@ fn admin_pull_starts_a_pull_with_the_admin_token() {
     }
     assert!(app.never_pulled("threatfox-recent"));
 }
+
+/// A client that stops reading its responses does not keep its connection: a write that makes no progress
+/// for `request_timeout_secs` closes it, and the client's slot is free again.
+#[test]
+fn a_client_that_stops_reading_loses_its_connection() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    let (_dir, server, _app) = {
+        let snaps = snapshots();
+        let dir = tempfile::tempdir().unwrap();
+        let upstream = Upstream::start();
+        let mut cfg = default_config(&upstream.base_url(), dir.path());
+        cfg.server.request_timeout_secs = 1;
+        cfg.server.max_connections_per_client = 1;
+        let (app, clock) = app(cfg, snaps[0].0);
+        replay(&app, &clock, &upstream, &snaps[..4]);
+        let server = TestServer::start(app.clone());
+        (dir, server, app)
+    };
+    let addr = server.addr;
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    sock.connect(&addr.into()).unwrap();
+    let mut stalled: std::net::TcpStream = sock.into();
+    // Thousands of pipelined requests for the index (a few MB of answers), never read.
+    let mut writer = stalled.try_clone().unwrap();
+    std::thread::spawn(move || {
+        let one = b"GET /lists HTTP/1.1\r\nHost: x\r\n\r\n";
+        for _ in 0..3000 {
+            if writer.write_all(one).is_err() {
+                break;
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let fresh = || {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf);
+        String::from_utf8_lossy(&buf).to_string()
+    };
+    // The stalled connection holds the client's one slot...
+    assert_eq!(fresh(), "");
+    // ...until its write times out.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if fresh().starts_with("HTTP/1.1 200 OK") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the stalled connection was never closed"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = stalled.shutdown(std::net::Shutdown::Both);
+}

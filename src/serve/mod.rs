@@ -77,6 +77,7 @@ pub async fn serve_on(
     // Slow or silent clients must not hold connections: headers must arrive within this time, and an idle
     // keep-alive connection is closed after it.
     let header_timeout = Duration::from_secs(app.config.server.header_timeout_secs.max(1));
+    let write_timeout = Duration::from_secs(app.config.server.request_timeout_secs.max(1));
     let state = Arc::new(ServerState {
         permits: Semaphore::new(max),
         app,
@@ -115,11 +116,15 @@ pub async fn serve_on(
                 .clone()
                 .layer(axum::Extension(access::Peer(peer.ip()))),
         );
+        // A client that stops reading a response would hold its connection (and the response in memory)
+        // for ever: a write that makes no progress for `request_timeout_secs` closes the connection.
+        let mut stream = tokio_io_timeout::TimeoutStream::new(stream);
+        stream.set_write_timeout(Some(write_timeout));
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(hyper_util::rt::TokioTimer::new())
             .header_read_timeout(header_timeout)
             .max_buf_size(MAX_HEADER_BYTES)
-            .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            .serve_connection(hyper_util::rt::TokioIo::new(Box::pin(stream)), service);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             let _ = conn.await;
