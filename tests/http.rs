@@ -556,7 +556,7 @@ fn a_client_that_stops_reading_loses_its_connection() {
     let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
     sock.set_recv_buffer_size(4096).unwrap();
     sock.connect(&addr.into()).unwrap();
-    let mut stalled: std::net::TcpStream = sock.into();
+    let stalled: std::net::TcpStream = sock.into();
     // Thousands of pipelined requests for the index (a few MB of answers), never read.
     let mut writer = stalled.try_clone().unwrap();
     std::thread::spawn(move || {
