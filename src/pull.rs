@@ -362,6 +362,17 @@ impl Sink<'_> {
         if self.summary.rows % PROGRESS_EVERY == 0 {
             tracing::info!(source = %source.name, rows = self.summary.rows, "pull in progress");
         }
+        // Every reader's rows meet the same field caps (the JSON reader already stops at them).
+        let row = row.and_then(|r| match r.oversize_field() {
+            Some(field) => Err(threatfox::BadRow {
+                reason: crate::sources::json::FIELD_TOO_LONG,
+                raw: format!(
+                    "{field} over its cap: {}",
+                    r.value.chars().take(200).collect::<String>()
+                ),
+            }),
+            None => Ok(r),
+        });
         let outcome = match row {
             Ok(mut report) => {
                 // Upstream clocks are not ours: a time in the future would never age and, in a full dump,

@@ -368,3 +368,30 @@ fn a_threatfox_csv_export_has_the_same_line_cap() {
         "{e}"
     );
 }
+
+/// The field caps hold for every reader, not only JSON: a 100 KB URL in a CSV feed is rejected with the
+/// reason, and the rest of the feed imports.
+#[test]
+fn csv_and_text_rows_meet_the_same_field_caps() {
+    let dir = tempfile::tempdir().unwrap();
+    let long = format!("http://c2.evil-host.xyz/{}", "a".repeat(100_000));
+    let file = write(
+        dir.path(),
+        "feed.csv",
+        format!("v,t\n{long},url\nhttp://c2.evil-host.xyz/ok,url\n").as_bytes(),
+    );
+    let app = csv_app(dir.path(), &file);
+    let s = app.pull_source("bomb", None).unwrap();
+    assert_eq!((s.rows, s.accepted, s.rejected), (2, 1, 1));
+    assert_eq!(s.rejects.get(json::FIELD_TOO_LONG), Some(&1));
+    let raw: String = store::Store::open(&dir.path().join("data"))
+        .unwrap()
+        .conn
+        .query_row("SELECT raw FROM reject", [], |r| r.get(0))
+        .unwrap();
+    assert!(
+        raw.starts_with("ioc_value over its cap: http://c2.evil-host.xyz/aaa"),
+        "{raw}"
+    );
+    assert!(raw.len() < 300);
+}

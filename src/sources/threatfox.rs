@@ -29,6 +29,30 @@ pub struct Report {
     pub reporter: Option<String>,
 }
 
+impl Report {
+    /// The first field over its cap (`ioc_value` 64 KiB, the others 4 KiB), whatever format the report came
+    /// in: the JSON reader stops such a field as it reads, and every other reader is checked here.
+    pub fn oversize_field(&self) -> Option<&'static str> {
+        use super::json::{MAX_FIELD, MAX_VALUE};
+        if self.value.len() > MAX_VALUE {
+            return Some("ioc_value");
+        }
+        [
+            ("report_id", &self.report_id),
+            ("threat_type", &self.threat_type),
+            ("malware", &self.malware),
+            ("malware_printable", &self.malware_printable),
+            ("malware_alias", &self.malware_alias),
+            ("reference", &self.reference),
+            ("tags", &self.tags),
+            ("reporter", &self.reporter),
+        ]
+        .into_iter()
+        .find(|(_, v)| v.as_ref().is_some_and(|v| v.len() > MAX_FIELD))
+        .map(|(name, _)| name)
+    }
+}
+
 /// A row that could not be read as a report: a reason code and the raw text, for the rejects table.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BadRow {
