@@ -395,3 +395,40 @@ fn csv_and_text_rows_meet_the_same_field_caps() {
     );
     assert!(raw.len() < 300);
 }
+
+/// A ZIP's directory is read whole, so one with many entries is refused before it is read; a dump of one
+/// file (and a few more) reads as ever.
+#[test]
+fn a_zip_of_many_entries_is_refused_before_its_directory_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let zip_of = |entries: usize| {
+        let mut buf = std::io::Cursor::new(Vec::new());
+        {
+            let mut z = zip::ZipWriter::new(&mut buf);
+            let opts = zip::write::SimpleFileOptions::default();
+            z.start_file("full.json", opts).unwrap();
+            z.write_all(
+                serde_json::to_string(
+                    &json!({"1": [without_id(remus(1, "c2.zip-remus.example"))]}),
+                )
+                .unwrap()
+                .as_bytes(),
+            )
+            .unwrap();
+            for i in 1..entries {
+                z.start_file(format!("pad-{i}.txt"), opts).unwrap();
+            }
+            z.finish().unwrap();
+        }
+        buf.into_inner()
+    };
+    let many = write(dir.path(), "many.zip", &zip_of(100));
+    let e = import(&dir.path().join("a"), &many).unwrap_err();
+    assert!(
+        e.contains("invalid ZIP: 100 entries: not an export (at most 64)"),
+        "{e}"
+    );
+    let few = write(dir.path(), "few.zip", &zip_of(3));
+    let s = import(&dir.path().join("b"), &few).unwrap();
+    assert_eq!(s.accepted, 1);
+}

@@ -198,6 +198,44 @@ impl<R: Read> Read for Capped<R> {
     }
 }
 
+/// Most entries a ZIP may hold: a ThreatFox dump holds one file.
+pub const MAX_ZIP_ENTRIES: u64 = 64;
+
+/// The entry count in a ZIP's end-of-central-directory record (ZIP64's when the classic field is full),
+/// read from the file's tail; `None` when no record is found (the ZIP reader then says what is wrong).
+fn zip_entries(file: &mut std::fs::File) -> io::Result<Option<u64>> {
+    use std::io::{Seek, SeekFrom};
+    let len = file.seek(SeekFrom::End(0))?;
+    let tail = len.min(22 + 65_535 + 20);
+    file.seek(SeekFrom::Start(len - tail))?;
+    let mut buf = Vec::with_capacity(tail as usize);
+    std::io::Read::take(&mut *file, tail).read_to_end(&mut buf)?;
+    let Some(at) = (0..buf.len().saturating_sub(21))
+        .rev()
+        .find(|&i| buf[i..i + 4] == [b'P', b'K', 5, 6])
+    else {
+        return Ok(None);
+    };
+    let classic = u16::from_le_bytes([buf[at + 10], buf[at + 11]]);
+    if classic != 0xffff {
+        return Ok(Some(classic.into()));
+    }
+    // ZIP64: the locator just before the record points at the ZIP64 record, whose count is at offset 32.
+    let Some(loc) = at
+        .checked_sub(20)
+        .filter(|&l| buf[l..l + 4] == [b'P', b'K', 6, 7])
+    else {
+        return Ok(Some(u64::MAX));
+    };
+    let offset = u64::from_le_bytes(buf[loc + 8..loc + 16].try_into().unwrap());
+    let mut rec = [0u8; 40];
+    file.seek(SeekFrom::Start(offset))?;
+    if read_up_to(file, &mut rec)? < 40 || rec[..4] != [b'P', b'K', 6, 6] {
+        return Ok(Some(u64::MAX));
+    }
+    Ok(Some(u64::from_le_bytes(rec[32..40].try_into().unwrap())))
+}
+
 /// Reads every report in the file at `path`, whatever its packaging, and hands each to `f`. At most
 /// `max_bytes` of content are read, after decompression.
 pub fn read_file(
@@ -211,6 +249,16 @@ pub fn read_file(
     file.rewind()?;
     match &magic[..n] {
         [b'P', b'K', 3, 4] => {
+            // The archive's directory is read into memory whole: refuse one with more entries than an
+            // export could need before it is (a million empty entries took 600 MB).
+            if let Some(n) = zip_entries(&mut file)? {
+                if n > MAX_ZIP_ENTRIES {
+                    return Err(ParseError::Zip(format!(
+                        "{n} entries: not an export (at most {MAX_ZIP_ENTRIES})"
+                    )));
+                }
+            }
+            file.rewind()?;
             let mut zip = zip::ZipArchive::new(BufReader::new(file))
                 .map_err(|e| ParseError::Zip(e.to_string()))?;
             let index = (0..zip.len())
