@@ -214,7 +214,8 @@ impl Allowlist {
 
 /// Adds (or replaces) an entry from the command line.
 pub fn add(conn: &Connection, raw: &str, reason: Option<&str>, now: i64) -> Result<String, String> {
-    let p = parse(raw)?;
+    // Pasted from a report or a ticket as lookups take them (`tolail[.]xyz`).
+    let p = parse(&crate::lookup::refang(raw))?;
     let entry = canonical(&p);
     // The reason is shown in `allow list` and lookups: one line of plain text.
     let reason = reason.map(|r| {

@@ -219,6 +219,19 @@ fn run(cli: Cli) -> Result<(), Failure> {
             match action {
                 ConfigAction::Check => {
                     unset_secrets(&loaded)?;
+                    // Not an error: the other sources pull without it. But every pull of these will fail.
+                    let key_set =
+                        std::env::var("THREATFOX_AUTH_KEY").is_ok_and(|k| !k.trim().is_empty());
+                    for s in
+                        loaded.config.sources.iter().filter(|s| {
+                            s.kind == crate::config::SourceKind::ThreatfoxApi && !key_set
+                        })
+                    {
+                        eprintln!(
+                            "iocfeed: warning: source {:?} needs THREATFOX_AUTH_KEY, which is not set: its pulls will fail",
+                            s.name
+                        );
+                    }
                     println!(
                         "{}: ok ({} sources, {} lists)",
                         loaded.origin,

@@ -638,6 +638,16 @@ impl Access {
         {
             return fail("access.basic", "entries are \"user:password\"".into());
         }
+        if let Some(b) = r.basic.iter().find(|b| {
+            b.split_once(':')
+                .is_some_and(|(_, p)| p.starts_with("env:"))
+        }) {
+            let user = b.split(':').next().unwrap_or_default();
+            return fail(
+                "access.basic",
+                format!("{user:?}: a password is not read from env: on its own; give \"env:NAME\" with NAME holding \"user:password\""),
+            );
+        }
         if let Some(n) = r
             .allow_from
             .iter()
@@ -1087,6 +1097,19 @@ impl Config {
                     key("formats"),
                     "hosts needs a list of domains".into(),
                 ));
+            }
+            // PAN-OS takes one type per list (IP, domain or URL); hashes are not an EDL type.
+            if l.formats.contains(&Format::Edl) {
+                let types = l.ioc_types();
+                if types.len() != 1
+                    || !matches!(types[0], IocType::Domain | IocType::Ip | IocType::Url)
+                {
+                    return Err(err(
+                        line_in_table(text, line, "formats"),
+                        key("formats"),
+                        "edl needs a list of one type: domain, ip or url (PAN-OS lists hold one type)".into(),
+                    ));
+                }
             }
             if l.formats.contains(&Format::Rpz) {
                 let types = l.ioc_types();

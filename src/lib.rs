@@ -200,6 +200,11 @@ pub fn log_summary(s: &pull::Summary) {
         tracing::info!(source = %s.source, "pull: not modified upstream");
         return;
     }
+    if s.held.is_some() {
+        // The brake's warning has said why; this line says that nothing else happened.
+        tracing::info!(source = %s.source, rows = s.rows, accepted = s.accepted, "pull held: nothing changed");
+        return;
+    }
     let published: Vec<String> = s
         .lists
         .iter()

@@ -245,7 +245,7 @@ fn run_inner(
         };
         let reason = format!("returned {what} after a pull of {}", previous.accepted);
         drop(tx);
-        return hold(store, cfg, source, reason, now, summary);
+        return hold(store, source, reason, now, summary);
     }
     if full && source.kind != SourceKind::ThreatfoxExport {
         // A complete in-house list: whatever it no longer names is withdrawn (by this source only).
@@ -276,7 +276,7 @@ fn run_inner(
                     summary.withdrawn
                 );
                 drop(tx);
-                return hold(store, cfg, source, reason, now, summary);
+                return hold(store, source, reason, now, summary);
             }
         }
     }
@@ -321,15 +321,13 @@ fn run_inner(
 /// been rolled back, so a held pull changes nothing but the hold (no report, withdrawal or allow entry).
 fn hold(
     store: &mut Store,
-    cfg: &Config,
     source: &SourceConfig,
     what: String,
     now: i64,
     mut summary: Summary,
 ) -> Result<Summary, Failure> {
-    let example = cfg.lists.first().map_or("LIST", |l| l.name.as_str());
     let reason = format!(
-        "{what}; nothing published (a sane pull, or `iocfeed publish {example} --force` after a look, releases it)"
+        "{what}; nothing published (a sane pull, or `iocfeed publish LIST --force` for any list after a look, releases it)"
     );
     let tx = store.write().map_err(|e| e.to_string())?;
     store::set_hold(&tx, &source_scope(&source.name), &reason, now).map_err(|e| e.to_string())?;

@@ -242,6 +242,16 @@ fn quiet_config_mistakes_are_refused_with_key_and_line() {
             "admin.toml:2: server.admin: the admin routes cannot be public",
         ),
         (
+            "basic.toml",
+            "[[list]]\nname = \"l\"\ntypes = [\"domain\"]\nformats = [\"txt\"]\naccess = { basic = [\"fw:env:FW_PASS\"] }\n".to_string(),
+            "basic.toml:5: list[0].access.basic: \"fw\": a password is not read from env: on its own",
+        ),
+        (
+            "edl.toml",
+            "[[list]]\nname = \"l\"\ntypes = [\"domain\", \"ip\"]\nformats = [\"edl\"]\n".to_string(),
+            "edl.toml:4: list[0].formats: edl needs a list of one type",
+        ),
+        (
             "noname.toml",
             "[[family]]\nname = \"\"\n".to_string(),
             "noname.toml:2: family[0].name: a family needs a name",
@@ -261,6 +271,23 @@ fn quiet_config_mistakes_are_refused_with_key_and_line() {
         assert_eq!(code, Some(2), "{err}");
         assert!(err.contains(want), "{err}");
     }
+
+    // An API source without its key: valid, but said.
+    let api = dir.path().join("api.toml");
+    std::fs::write(
+        &api,
+        "[[source]]\nname = \"api\"\nkind = \"threatfox-api\"\nschedule = \"0 * * * *\"\n",
+    )
+    .unwrap();
+    let out = bin()
+        .args(["config", "check", "--config"])
+        .arg(&api)
+        .env_remove("THREATFOX_AUTH_KEY")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("warning: source \"api\" needs THREATFOX_AUTH_KEY, which is not set"));
 
     let secret = list("access = { tokens = [\"env:IOCFEED_TEST_TOKEN\"] }");
     let (code, err) = check("unset.toml", &secret, &[]);

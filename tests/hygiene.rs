@@ -116,7 +116,8 @@ fn allowlisting_a_name_removes_its_subdomains_everywhere_and_ioc_names_the_entry
     let out = run(&[
         "allow",
         "add",
-        "splunkcloud.com",
+        // Defanged, as pasted from a ticket.
+        "splunkcloud[.]com",
         "--reason",
         "Splunk Cloud ingest",
     ]);

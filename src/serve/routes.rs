@@ -358,7 +358,11 @@ async fn sources(State(st): St, caller: Caller) -> Response {
                     // List holds that this source's latest pull set (the per-list brake).
                     let lists_held: Vec<_> = holds
                         .iter()
-                        .filter(|h| h.scope.starts_with("list:") && Some(h.since) == state.last_attempt)
+                        .filter(|h| {
+                            h.scope.starts_with("list:")
+                                && Some(h.since) == state.last_attempt
+                                && state.last_result.as_deref() == Some("ok")
+                        })
                         .map(|h| json!({"list": &h.scope["list:".len()..], "reason": h.reason}))
                         .collect();
                     let samples =
