@@ -408,6 +408,16 @@ fn restricted_lists_need_a_token_a_user_or_the_right_network() {
     let idx: serde_json::Value = serde_json::from_slice(&get(a, "/lists").body).unwrap();
     assert_eq!(idx[0]["access"], "restricted");
     assert_eq!(idx[3]["access"], "public");
+    // Without its credentials a restricted list's entry count, version and sizes are not shown.
+    assert!(
+        idx[0]["entries"].is_null() && idx[0]["version"].is_null(),
+        "{idx}"
+    );
+    assert_eq!(idx[0]["sizes"], serde_json::json!({}));
+    assert!(idx[3]["entries"].as_i64().unwrap() > 0);
+    let idx: serde_json::Value =
+        serde_json::from_slice(&get(a, "/lists?token=t0ken-abc").body).unwrap();
+    assert!(idx[0]["entries"].as_i64().unwrap() > 0, "{idx}");
     // Secrets never appear in `config show`.
     let shown = app.config.to_toml();
     assert!(

@@ -56,13 +56,24 @@ fn split_file(file: &str) -> Option<(&str, Format)> {
     Some((name, Format::parse(ext)?))
 }
 
-async fn index(State(st): St) -> Response {
+async fn index(State(st): St, caller: Caller) -> Response {
     let cfg = st.app.config.clone();
+    // A restricted list the caller may not fetch shows its name and URLs, not what it holds or when it
+    // changed.
+    let readable: Vec<bool> = cfg
+        .lists
+        .iter()
+        .map(|l| caller.refuse(l).is_none())
+        .collect();
     let res = st
         .read(move |conn| {
             let mut out = Vec::new();
-            for l in &cfg.lists {
-                let v = store::latest_version(conn, &l.name).map_err(|e| e.to_string())?;
+            for (l, readable) in cfg.lists.iter().zip(readable) {
+                let v = if readable {
+                    store::latest_version(conn, &l.name).map_err(|e| e.to_string())?
+                } else {
+                    None
+                };
                 let sizes = match &v {
                     Some(v) => store::artifact_sizes(conn, &l.name, v.version)
                         .map_err(|e| e.to_string())?,
