@@ -233,8 +233,9 @@ fn run_inner(
     // A source that suddenly returns nothing (or a complete source that shrank to less than half) is
     // broken upstream far more often than it is right: publish nothing, withdraw nothing, keep the last
     // validators, and say so until a sane pull. Small lists, which the per-list brake does not cover,
-    // are protected by this. An allowlist source is complete too: a truncated download of it would
-    // otherwise publish the very sites it protects.
+    // are protected by this against a broken source, not against a sane-sized pull that drops their
+    // entries. An allowlist source is complete too: a truncated download of it would otherwise publish
+    // the very sites it protects.
     let complete = full || source.kind == SourceKind::Allowlist;
     let shrunk = complete && (summary.accepted as i64) * 2 < previous.accepted;
     if !released && previous.accepted > 0 && !explicit_empty && (summary.accepted == 0 || shrunk) {
