@@ -253,6 +253,39 @@ fn a_truncated_allowlist_source_is_held_and_keeps_its_entries() {
     assert_eq!(v["allowed_by"]["origin"], "source:top-sites");
 }
 
+/// Networks of at most a /8 each, but enough of them to allow most of the Internet: the list is refused
+/// whole, the pull fails in one line, and the last good entries stay.
+#[test]
+fn an_allowlist_source_covering_much_of_the_address_space_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = default_config("http://127.0.0.1:1", &dir.path().join("data"));
+    let list = write(dir.path(), "nets.txt", b"45.192.105.0/24\n");
+    cfg.sources.push(
+        toml::from_str(&format!(
+            "name = \"nets\"\nkind = \"allowlist\"\nschedule = \"0 4 * * *\"\nurl = {:?}\n",
+            url::Url::from_file_path(&list).unwrap().to_string()
+        ))
+        .unwrap(),
+    );
+    let (app, _) = app(cfg, t0());
+    app.pull_source("nets", None).unwrap();
+    let nets: String = (1..=20).map(|n| format!("{n}.0.0.0/8\n")).collect();
+    std::fs::write(&list, nets).unwrap();
+    let e = app.pull_source("nets", None).unwrap_err().to_string();
+    assert!(
+        e.contains("pull nets from file://") && e.contains("more than 1/16 of the IPv4"),
+        "{e}"
+    );
+    let st = app.store().unwrap();
+    let allow = iocfeed::allow::Allowlist::load(&st.conn, &[]).unwrap();
+    let ip = iocfeed::normalise::IocType::Ip;
+    assert_eq!(
+        allow.find(ip, "45.192.105.9").map(|e| e.entry.as_str()),
+        Some("45.192.105.0/24")
+    );
+    assert!(allow.find(ip, "5.1.2.3").is_none());
+}
+
 #[test]
 fn aged_iocs_leave_every_list_in_one_new_version() {
     let dir = tempfile::tempdir().unwrap();
