@@ -557,3 +557,18 @@ fn a_pull_of_data_older_than_max_age_warns_about_the_clock() {
         .contains("older than max_age_days (90)"));
     assert_eq!(warn["fields"]["source"], "threatfox-recent");
 }
+
+/// With no flag, variable or file, `serve` listens where the README says: 127.0.0.1:8080.
+#[test]
+fn serve_listens_on_127_0_0_1_8080_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = bin();
+    cmd.current_dir(dir.path())
+        .args(["serve", "--no-schedule"])
+        .env_remove("IOCFEED_CONFIG")
+        .env_remove("IOCFEED_DATA_DIR")
+        .env_remove("IOCFEED_LISTEN");
+    let s = Served::start(cmd);
+    assert_eq!(s.addr, "127.0.0.1:8080".parse().unwrap());
+    assert_eq!(get(s.addr, "/healthz").status, 200);
+}
