@@ -484,13 +484,8 @@ fn admin_pull_starts_a_pull_with_the_admin_token() {
     let feed = dir.path().join("inhouse.txt");
     std::fs::write(&feed, "c2-admin.evil-host.xyz\n").unwrap();
     let mut cfg = default_config("http://127.0.0.1:1", &dir.path().join("data"));
-    cfg.sources.push(
-        toml::from_str(&format!(
-            "name = \"inhouse\"\nkind = \"text\"\nschedule = \"0 4 * * *\"\nurl = {:?}\n",
-            url::Url::from_file_path(&feed).unwrap().to_string()
-        ))
-        .unwrap(),
-    );
+    cfg.sources
+        .push(file_source("name = \"inhouse\"\nkind = \"text\"", &feed));
     let (off, _) = app(cfg.clone(), chrono::Utc::now());
     let server = TestServer::start(off);
     let r = request(server.addr, "POST", "/admin/pull/inhouse", &[]);

@@ -204,12 +204,10 @@ fn a_truncated_allowlist_source_is_held_and_keeps_its_entries() {
         .map(|i| format!("{},site-{i}.com\n", i + 1))
         .collect();
     let top = write(dir.path(), "top.csv", sites.concat().as_bytes());
-    let src: iocfeed::config::SourceConfig = toml::from_str(&format!(
-        "name = \"top-sites\"\nkind = \"allowlist\"\nformat = \"top-sites\"\nschedule = \"0 4 * * *\"\nurl = {:?}\n",
-        url::Url::from_file_path(&top).unwrap().to_string()
-    ))
-    .unwrap();
-    cfg.sources.push(src);
+    cfg.sources.push(file_source(
+        "name = \"top-sites\"\nkind = \"allowlist\"\nformat = \"top-sites\"",
+        &top,
+    ));
     let (app, clock) = app(cfg, t0());
     assert_eq!(app.pull_source("top-sites", None).unwrap().accepted, 40);
     let mut reports: Vec<Value> = (0..20)
@@ -260,13 +258,8 @@ fn an_allowlist_source_covering_much_of_the_address_space_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = default_config("http://127.0.0.1:1", &dir.path().join("data"));
     let list = write(dir.path(), "nets.txt", b"45.192.105.0/24\n");
-    cfg.sources.push(
-        toml::from_str(&format!(
-            "name = \"nets\"\nkind = \"allowlist\"\nschedule = \"0 4 * * *\"\nurl = {:?}\n",
-            url::Url::from_file_path(&list).unwrap().to_string()
-        ))
-        .unwrap(),
-    );
+    cfg.sources
+        .push(file_source("name = \"nets\"\nkind = \"allowlist\"", &list));
     let (app, _) = app(cfg, t0());
     app.pull_source("nets", None).unwrap();
     let nets: String = (1..=20).map(|n| format!("{n}.0.0.0/8\n")).collect();
@@ -358,13 +351,10 @@ fn a_backdated_report_from_another_source_does_not_age_an_ioc_out() {
         "old.csv",
         b"v,first\nc2-fresh.remus-old.example,2001-01-01 00:00:00\n",
     );
-    cfg.sources.push(
-        toml::from_str(&format!(
-            "name = \"backdated\"\nkind = \"csv\"\nschedule = \"0 4 * * *\"\nconfidence = 10\nurl = {:?}\ncolumns = {{ value = \"v\", first_seen = \"first\" }}\n",
-            url::Url::from_file_path(&feed).unwrap().to_string()
-        ))
-        .unwrap(),
-    );
+    cfg.sources.push(file_source(
+        "name = \"backdated\"\nkind = \"csv\"\nconfidence = 10\ncolumns = { value = \"v\", first_seen = \"first\" }",
+        &feed,
+    ));
     let (app, _) = app(cfg, t0());
     app.pull_source(
         "threatfox-recent",

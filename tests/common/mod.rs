@@ -321,6 +321,16 @@ pub fn have_tool(tool: &str) -> bool {
     found
 }
 
+/// A source read from a local file: `toml` gives its keys (name, kind, …) but the schedule and the URL.
+#[allow(dead_code)]
+pub fn file_source(toml: &str, file: &Path) -> iocfeed::config::SourceConfig {
+    let url = url::Url::from_file_path(file).unwrap().to_string();
+    toml::from_str(&format!(
+        "{toml}\nschedule = \"0 4 * * *\"\nurl = {url:?}\n"
+    ))
+    .unwrap()
+}
+
 /// The iocfeed binary built for these tests.
 pub fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_iocfeed"))
