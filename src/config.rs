@@ -612,19 +612,20 @@ impl Serialize for Restricted {
 }
 
 impl Access {
-    /// Checks a restricted rule's shape: the key under `access` at fault and why, if any.
-    fn check(&self) -> Result<(), (String, String)> {
+    /// Checks a restricted rule's shape; `key` is where the rule sits (`access`, `admin`). Gives the key at
+    /// fault and why, if any.
+    fn check(&self, key: &str) -> Result<(), (String, String)> {
         let Access::Restricted(r) = self else {
             return Ok(());
         };
-        let fail = |k: &str, m: String| Err((k.to_string(), m));
+        let fail = |k: &str, m: String| Err((format!("{key}{k}"), m));
         if r.tokens.is_empty() && r.basic.is_empty() && r.allow_from.is_empty() {
             return fail(
-                "access",
+                "",
                 "give tokens, basic or allow_from (or \"public\")".into(),
             );
         }
-        for (what, values) in [("access.tokens", &r.tokens), ("access.basic", &r.basic)] {
+        for (what, values) in [(".tokens", &r.tokens), (".basic", &r.basic)] {
             if values.iter().any(|x| x == REDACTED) {
                 return fail(
                     what,
@@ -636,7 +637,7 @@ impl Access {
             .iter()
             .any(|b| !b.starts_with("env:") && !b.contains(':'))
         {
-            return fail("access.basic", "entries are \"user:password\"".into());
+            return fail(".basic", "entries are \"user:password\"".into());
         }
         if let Some(b) = r.basic.iter().find(|b| {
             b.split_once(':')
@@ -644,7 +645,7 @@ impl Access {
         }) {
             let user = b.split(':').next().unwrap_or_default();
             return fail(
-                "access.basic",
+                 ".basic",
                 format!("{user:?}: a password is not read from env: on its own; give \"env:NAME\" with NAME holding \"user:password\""),
             );
         }
@@ -653,10 +654,7 @@ impl Access {
             .iter()
             .find(|n| crate::serve::access::parse_net(n).is_none())
         {
-            return fail(
-                "access.allow_from",
-                format!("not an address or CIDR: {n:?}"),
-            );
+            return fail(".allow_from", format!("not an address or CIDR: {n:?}"));
         }
         Ok(())
     }
@@ -794,8 +792,12 @@ impl Config {
                 "must be at least 1".into(),
             ));
         }
-        if let Some(Err((k, m))) = self.server.access.as_ref().map(Access::check) {
-            return Err(err(server_access_line(text), format!("server.{k}"), m));
+        if let Some(Err((k, m))) = self.server.access.as_ref().map(|a| a.check("access")) {
+            return Err(err(
+                server_key_line(text, "access"),
+                format!("server.{k}"),
+                m,
+            ));
         }
         match &self.server.admin {
             Some(Access::Public) => {
@@ -806,8 +808,7 @@ impl Config {
                 ))
             }
             Some(a) => {
-                if let Err((k, m)) = a.check() {
-                    let k = k.replacen("access", "admin", 1);
+                if let Err((k, m)) = a.check("admin") {
                     return Err(err(
                         server_key_line(text, "admin"),
                         format!("server.{k}"),
@@ -1079,7 +1080,7 @@ impl Config {
                     "must be 0.0 to 1.0".into(),
                 ));
             }
-            if let Err((k, m)) = l.access.check() {
+            if let Err((k, m)) = l.access.check("access") {
                 return Err(err(line_in_table(text, line, "access"), key(&k), m));
             }
             if l.retain_versions == 0 {
@@ -1216,24 +1217,21 @@ impl Config {
             message: format!("environment variable {var} is not set: no client could fetch {whom}"),
         };
         let mut out = Vec::new();
-        if let Some(a) = &self.server.admin {
-            for (what, var) in a.unset_env() {
+        let server = [
+            ("admin", &self.server.admin, "POST /admin/pull"),
+            (
+                "access",
+                &self.server.access,
+                "/iocs, /families or /sources",
+            ),
+        ];
+        for (key, access, whom) in server {
+            for (what, var) in access.iter().flat_map(Access::unset_env) {
                 out.push(problem(
-                    server_key_line(text, "admin"),
-                    format!("server.admin.{what}"),
+                    server_key_line(text, key),
+                    format!("server.{key}.{what}"),
                     var,
-                    "POST /admin/pull".into(),
-                ));
-            }
-        }
-        if let Some(a) = &self.server.access {
-            for (what, var) in a.unset_env() {
-                let line = server_access_line(text);
-                out.push(problem(
-                    line,
-                    format!("server.access.{what}"),
-                    var,
-                    "/iocs, /families or /sources".into(),
+                    whom.into(),
                 ));
             }
         }
@@ -1285,11 +1283,6 @@ fn line_of(text: &str, offset: usize) -> usize {
 }
 
 /// The line of `key` in the table whose `name = "value"` is on line `name_line` (else that line).
-/// The line of `access` in `[server]`.
-fn server_access_line(text: &str) -> usize {
-    server_key_line(text, "access")
-}
-
 /// The line of `key` in `[server]`.
 fn server_key_line(text: &str, key: &str) -> usize {
     let header = text

@@ -47,7 +47,7 @@ pub struct App {
 }
 
 /// A pull of one source in progress in this process; the source is free again when it is dropped.
-pub struct Pulling<'a> {
+struct Pulling<'a> {
     app: &'a App,
     source: String,
 }
@@ -159,15 +159,17 @@ impl App {
     /// Nothing is re-evaluated before a first successful pull: an empty version of every list would
     /// otherwise be published from an empty database, and read as ready.
     pub fn republish(&self) -> Result<Vec<publish::Outcome>, store::StoreError> {
-        if self
+        let mut store = self.store()?;
+        let pulled =
+            |name: &str| store::source_state(&store.conn, name).map(|st| st.last_success.is_some());
+        if !self
             .config
             .sources
             .iter()
-            .all(|s| self.never_pulled(&s.name))
+            .any(|s| pulled(&s.name).unwrap_or(false))
         {
             return Ok(Vec::new());
         }
-        let mut store = self.store()?;
         let tx = store.write()?;
         let outcomes = publish::publish_all(&tx, &self.config, self.now(), None)?;
         // Rejected values are kept for inspection as long as indicators are: then they go.

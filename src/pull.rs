@@ -437,6 +437,8 @@ fn read_allowlist(
     let format = source.format.unwrap_or_default();
     let lines = text::read_allow(path, format, source.top).map_err(|e| e.to_string())?;
     let mut entries = Vec::new();
+    // The addresses the list's networks cover, IPv4 and IPv6 (see the check below).
+    let (mut v4, mut v6) = (0u128, 0u128);
     for (raw, subdomains) in lines {
         summary.rows += 1;
         match allow::parse(&raw) {
@@ -449,6 +451,13 @@ fn read_allowlist(
             }
             Ok(p) => {
                 summary.accepted += 1;
+                if let allow::Pattern::Net { addr, prefix } = p {
+                    if addr.is_ipv4() {
+                        v4 += 1u128 << (32 - u32::from(prefix));
+                    } else {
+                        v6 = v6.saturating_add(1u128 << (128 - u32::from(prefix)).min(127));
+                    }
+                }
                 entries.push((allow::canonical(&p), subdomains));
             }
             Err(_) => {
@@ -461,16 +470,6 @@ fn read_allowlist(
     }
     // Each network is at most a /8 (IPv6 /16), but a list of many would still switch blocking off for
     // much of the Internet: past 1/16 of IPv4, or of IPv6's global unicast 2000::/3, it is refused whole.
-    let (mut v4, mut v6) = (0u128, 0u128);
-    for (entry, _) in &entries {
-        if let Ok(allow::Pattern::Net { addr, prefix }) = allow::parse(entry) {
-            if addr.is_ipv4() {
-                v4 += 1u128 << (32 - u32::from(prefix));
-            } else {
-                v6 = v6.saturating_add(1u128 << (128 - u32::from(prefix)).min(127));
-            }
-        }
-    }
     if v4 > 1 << 28 || v6 > 1 << 121 {
         return Err(format!(
             "its networks cover more than 1/16 of the IPv4 or global IPv6 address space ({v4} IPv4 addresses): refused whole"
