@@ -86,7 +86,12 @@ pub async fn serve_on(
     let router =
         routes::router(state.clone()).layer(middleware::from_fn_with_state(state.clone(), limits));
     let connections = Arc::new(Semaphore::new(max));
-    let per_client = clients::ClientSlots::new(app_per_client(&state));
+    let server = &state.app.config.server;
+    let per_client = clients::ClientSlots::new(
+        server
+            .max_connections_per_client
+            .min(server.max_connections),
+    );
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -133,11 +138,6 @@ pub async fn serve_on(
     }
     let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
     Ok(())
-}
-
-fn app_per_client(state: &ServerState) -> usize {
-    let s = &state.app.config.server;
-    s.max_connections_per_client.min(s.max_connections)
 }
 
 /// Bounds the requests in flight and the time each may take.
